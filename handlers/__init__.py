@@ -1,0 +1,1 @@
+"""Plain handler functions, one module per area, named by the spec's operationIds."""

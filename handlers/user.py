@@ -1,0 +1,73 @@
+"""The account operations (/api/user/...)."""
+
+from __future__ import annotations
+
+from models import codes, sessions, users
+from models.present import utc_iso
+
+SUCCEED = {"code": 0, "info": "Succeed"}
+
+
+def _signed_in(user, token, session) -> dict:
+    return {
+        **SUCCEED,
+        "token": token,
+        "expires_at": utc_iso(session.expires_at),
+        "ws_url": f"ws/user/{user.id}/",
+        "user": users.view(user),
+    }
+
+
+def register(body):
+    email = body.get("email")
+    if email is not None:
+        codes.consume(email, "register", body.get("security_code"))
+    user = users.create(body["name"], body["password"], email)
+    token, session = sessions.open_session(user)
+    return _signed_in(user, token, session)
+
+
+def send_email_code(body, token_info=None):
+    session = sessions.active(token_info) if token_info else None
+    return {**SUCCEED, **codes.send(body["email"], body["purpose"], session)}
+
+
+def login(body):
+    if "email" in body:
+        user = codes.login(body["email"], body["security_code"])
+    else:
+        user = users.authenticate(body["name"], body["password"])
+    token, session = sessions.open_session(user)
+    return _signed_in(user, token, session)
+
+
+def logout(token_info):
+    sessions.active(token_info).delete()
+    return SUCCEED
+
+
+def cancel_account(body, token_info):
+    users.cancel(sessions.active(token_info).user, body["password"])
+    return SUCCEED
+
+
+def me(token_info):
+    return {**SUCCEED, "user": users.view(sessions.active(token_info).user)}
+
+
+def change_name(body, token_info):
+    users.rename(sessions.active(token_info).user, body["new_name"])
+    return SUCCEED
+
+
+def change_password(body, token_info):
+    session = sessions.active(token_info)
+    token, fresh = users.change_password(session, body["old_password"], body["new_password"])
+    return {**SUCCEED, "token": token, "expires_at": utc_iso(fresh.expires_at)}
+
+
+def change_email(body, token_info):
+    user = sessions.active(token_info).user
+    codes.consume(body["new_email"], "change_email", body["security_code"])
+    users.change_email(user, body["new_email"])
+    return SUCCEED

@@ -1,0 +1,1 @@
+"""The IM account and media API: app factory, configuration and HTTP plumbing."""

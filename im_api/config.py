@@ -1,0 +1,135 @@
+"""Settings, read from `IM_` environment variables; every one is documented in the README."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+MB = 1024 * 1024
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclasses.dataclass
+class Settings:
+    instance_dir: Path = Path("instance")
+    database_url: str = ""  # empty: the SQLite file in the instance folder
+    mail_url: str = ""  # empty: .eml files in the instance outbox
+    mail_from: str = "IM <no-reply@im.localhost>"
+    mail_timeout: float = 5.0
+    secret_keys: list[str] = dataclasses.field(default_factory=list)  # newest first
+    bcrypt_rounds: int = 12
+    token_ttl: int = 7 * 24 * 3600
+    login_max_failures: int = 10
+    login_failure_window: int = 15 * 60
+    code_ttl: int = 10 * 60
+    code_resend_after: int = 60
+    code_max_tries: int = 5
+    media_url_ttl: int = 24 * 3600
+    avatar_url_ttl: int = 365 * 24 * 3600
+    max_json_bytes: int = 64 * 1024
+    max_image_bytes: int = 10 * MB
+    max_image_pixels: int = 40_000_000
+    max_expression_bytes: int = 1 * MB
+    max_voice_bytes: int = 5 * MB
+    max_file_bytes: int = 50 * MB
+    max_avatar_bytes: int = 2 * MB
+    validate_responses: bool = False
+    db_pool_size: int = 10
+    clock: Callable[[], datetime] = utc_now
+
+    @property
+    def media_dir(self) -> Path:
+        return self.instance_dir / "media"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.instance_dir / "outbox"
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.instance_dir / "im.sqlite"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
+        """Defaults, then `IM_*` variables, then keyword overrides (for tests)."""
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get("IM_" + field.name.upper())
+            if raw is None or field.name == "clock":
+                continue
+            values[field.name] = _parse(field.name, field.type, raw)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.instance_dir = Path(settings.instance_dir).resolve()
+        return settings
+
+    def prepare_instance(self) -> None:
+        """Create the instance folders and, when no secret is configured, a kept one."""
+        for folder in (self.instance_dir, self.media_dir, self.outbox_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        if not self.secret_keys:
+            self.secret_keys = [_kept_secret(self.instance_dir / "secret_key")]
+
+
+def _parse(name: str, type_name: str, raw: str):
+    if type_name == "bool":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if type_name == "int":
+        return int(raw)
+    if type_name == "float":
+        return float(raw)
+    if type_name == "list[str]":
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if type_name == "Path":
+        return Path(raw)
+    return raw
+
+
+def _kept_secret(path: Path) -> str:
+    """The instance's generated secret, made once with owner-only permissions."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    secret = secrets.token_urlsafe(48)
+    # Written aside then linked into place, so a worker racing us never reads a half file.
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:  # another worker won the race: use its secret
+        secret = path.read_text().strip()
+    finally:
+        temporary.unlink()
+    return secret
+
+
+_current: Settings | None = None
+
+
+def install(settings: Settings) -> None:
+    """Make `settings` the process's settings (the app factory calls this)."""
+    global _current
+    _current = settings
+
+
+def current() -> Settings:
+    """The settings of the app this process serves."""
+    if _current is None:
+        raise RuntimeError("No settings installed: build the app with create_app() first")
+    return _current
+
+
+def now() -> datetime:
+    """The configured clock's time (tests move it instead of sleeping)."""
+    return current().clock()

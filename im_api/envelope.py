@@ -1,0 +1,109 @@
+"""Every failure becomes the contract's `{code, info}` envelope: registered once on the app.
+
+Connexion's problems (validation, security, routing, resolver), Werkzeug's routing errors,
+our `ApiError`, and anything unexpected (logged, answered as a bare 500) all end here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import werkzeug.exceptions
+from connexion import FlaskApp
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from pony.orm.dbapiprovider import OperationalError as DatabaseUnavailable
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from im_api.errors import ApiError, Error
+
+logger = logging.getLogger(__name__)
+
+_BY_STATUS = {
+    400: Error.INVALID_REQUEST,
+    401: Error.INVALID_TOKEN,
+    403: Error.NOT_A_MEMBER,
+    404: Error.NOT_FOUND,
+    405: Error.METHOD_NOT_ALLOWED,
+    413: Error.TOO_LARGE,
+    415: Error.UNSUPPORTED_CONTENT_TYPE,
+    501: Error.NOT_IMPLEMENTED,
+    503: Error.UNAVAILABLE,
+}
+
+
+def json_response(status: int, body: dict, headers: dict | None = None) -> ConnexionResponse:
+    return ConnexionResponse(
+        status_code=status,
+        mimetype="application/json",
+        content_type="application/json",
+        body=json.dumps(body).encode(),
+        headers=headers or {},
+    )
+
+
+def error_response(error: ApiError) -> ConnexionResponse:
+    return json_response(error.status, error.body(), error.headers)
+
+
+def from_problem(exc: ProblemException) -> ApiError:
+    """Connexion's problem+json exceptions, in our codes."""
+    detail = str(exc.detail or exc.title or "")
+    if exc.status == 401:
+        if "No authorization token" in detail:
+            return ApiError(Error.MISSING_TOKEN)
+        return ApiError(Error.INVALID_TOKEN)
+    if exc.status == 400:
+        return ApiError(Error.INVALID_REQUEST, f"Invalid request: {detail}")
+    if exc.status == 415:
+        return ApiError(Error.UNSUPPORTED_CONTENT_TYPE, f"Unsupported Content-Type: {detail}")
+    error = _BY_STATUS.get(exc.status)
+    if error is None:
+        logger.error("Unexpected problem %r", exc)
+        return ApiError(Error.INTERNAL)
+    return ApiError(error, headers=dict(exc.headers or {}))
+
+
+def from_http_exception(status: int, allowed: list[str] | None = None) -> ApiError:
+    error = _BY_STATUS.get(status, Error.INTERNAL)
+    headers = {"Allow": ", ".join(sorted(allowed))} if allowed else None
+    return ApiError(error, headers=headers)
+
+
+async def handle_api_error(_request: ConnexionRequest, exc: ApiError) -> ConnexionResponse:
+    return error_response(exc)
+
+
+async def handle_problem(_request: ConnexionRequest, exc: ProblemException) -> ConnexionResponse:
+    if exc.status >= 500:
+        logger.error("%r", exc)
+    return error_response(from_problem(exc))
+
+
+async def handle_starlette_http(
+    _request: ConnexionRequest, exc: StarletteHTTPException
+) -> ConnexionResponse:
+    allowed = (exc.headers or {}).get("Allow", "")
+    return error_response(
+        from_http_exception(exc.status_code, allowed.split(", ") if allowed else None)
+    )
+
+
+async def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """Werkzeug's routing errors arrive here too (Connexion makes Flask propagate them)."""
+    if isinstance(exc, werkzeug.exceptions.HTTPException):
+        allowed = getattr(exc, "valid_methods", None)
+        return error_response(from_http_exception(exc.code or 500, allowed))
+    if isinstance(exc, DatabaseUnavailable):
+        logger.error("Database unavailable: %s", exc)
+        return error_response(ApiError(Error.UNAVAILABLE, "The database did not answer"))
+    logger.error("Unhandled %s", type(exc).__name__, exc_info=exc)
+    return error_response(ApiError(Error.INTERNAL))
+
+
+def register_error_handlers(app: FlaskApp) -> None:
+    app.add_error_handler(ApiError, handle_api_error)
+    app.add_error_handler(ProblemException, handle_problem)
+    app.add_error_handler(StarletteHTTPException, handle_starlette_http)
+    app.add_error_handler(Exception, handle_unexpected)

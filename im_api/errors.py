@@ -1,0 +1,100 @@
+"""The error table of the contract (`ErrorCode` in the spec) and the one exception type.
+
+Code anywhere below the HTTP layer raises `ApiError(Error.SOMETHING)`; the handlers in
+`im_api.envelope` turn it, and every other failure, into the `{code, info}` envelope.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Error(enum.Enum):
+    """(code, HTTP status, default info): one member per row of the spec's ErrorCode table."""
+
+    INVALID_REQUEST = (1001, 400, "Invalid request")
+    MALFORMED_BODY = (1002, 400, "Malformed request body")
+    MISSING_TOKEN = (1003, 401, "Missing token")
+    INVALID_TOKEN = (1004, 401, "Invalid or expired token")
+    NOT_FOUND = (1005, 404, "Not found")
+    METHOD_NOT_ALLOWED = (1006, 405, "Method not allowed")
+    TOO_LARGE = (1007, 413, "Request body too large")
+    UNSUPPORTED_CONTENT_TYPE = (1008, 415, "Unsupported Content-Type")
+    TOO_MANY_ATTEMPTS = (1009, 429, "Too many attempts")
+    INTERNAL = (1010, 500, "Internal server error")
+    NOT_IMPLEMENTED = (1011, 501, "Not implemented yet")
+    UNAVAILABLE = (1012, 503, "Service unavailable")
+
+    USERNAME_DUPLICATE = (2001, 409, "Username duplicate")
+    EMAIL_EXISTS = (2002, 409, "Email already exists")
+    USERNAME_NOT_FOUND = (2003, 400, "Username not found")
+    WRONG_PASSWORD = (2004, 400, "Wrong Password")
+    VERIFY_EMAIL = (2005, 400, "Please verify your email")
+    WRONG_CODE = (2006, 400, "Wrong verify code")
+    CODE_EXPIRED = (2007, 400, "Verify code expired")
+    CODE_USED = (2008, 400, "Verify code already used")
+    CODE_TRIES_EXHAUSTED = (2009, 400, "Too many wrong codes, ask for a new one")
+
+    GROUP_NOT_FOUND = (3001, 404, "Group not found")
+    NOT_A_MEMBER = (3002, 403, "Not a member of this group")
+    OWNER_ONLY = (3003, 403, "Only the owner can remove other members")
+    ALREADY_A_MEMBER = (3004, 409, "Already a member")
+    MEMBER_NOT_FOUND = (3005, 404, "Member not found")
+
+    MISSING_PART = (4001, 400, "Missing or error type of [{part}]")
+    WRONG_MEDIA_TYPE = (4002, 415, "Invalid type of [{part}]")
+    MEDIA_TOO_LARGE = (4003, 413, "[{part}] too large: the limit is {limit} bytes")
+    BROKEN_IMAGE = (4004, 400, "Broken [{part}]: it cannot be decoded")
+    TOO_MANY_PIXELS = (4005, 400, "[{part}] has too many pixels: the limit is {limit}")
+    MEDIA_NOT_FOUND = (4006, 404, "Media not found")
+    BAD_MEDIA_LINK = (4007, 403, "Invalid or expired media link")
+    RANGE_NOT_SATISFIABLE = (4008, 416, "Range not satisfiable")
+
+    @property
+    def code(self) -> int:
+        return self.value[0]
+
+    @property
+    def status(self) -> int:
+        return self.value[1]
+
+
+class ApiError(Exception):
+    """An error the contract documents.
+
+    `info` defaults to the table's text, formatted with `fields` (e.g. `part`, `limit`);
+    `headers` are added to the response (e.g. `Retry-After`), `extra` to its body.
+    """
+
+    def __init__(
+        self,
+        error: Error,
+        info: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict | None = None,
+        **fields,
+    ):
+        self.error = error
+        self.info = info if info is not None else error.value[2].format(**fields)
+        self.headers = headers or {}
+        self.extra = extra or {}
+        super().__init__(self.info)
+
+    @property
+    def status(self) -> int:
+        return self.error.status
+
+    def body(self) -> dict:
+        return {"code": self.error.code, "info": self.info, **self.extra}
+
+
+def too_many_attempts(retry_after: int) -> ApiError:
+    """429 with the wait in the `Retry-After` header and in the body."""
+    retry_after = max(1, int(retry_after))
+    return ApiError(
+        Error.TOO_MANY_ATTEMPTS,
+        f"Too many attempts, retry in {retry_after} s",
+        headers={"Retry-After": str(retry_after)},
+        extra={"retry_after": retry_after},
+    )

@@ -1,0 +1,93 @@
+"""Request body size limits, enforced before anything reads the body.
+
+Connexion reads a whole body into memory to validate it, so the limit must act in front of
+it: a declared Content-Length over the limit is answered 413 without reading a byte, and a
+body without one (chunked) is cut off as soon as it passes the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from im_api.config import Settings
+from im_api.errors import ApiError, Error
+
+# Room for the multipart framing around the file (boundaries, part headers, filename).
+MULTIPART_OVERHEAD = 64 * 1024
+
+_UPLOAD = re.compile(
+    r"/api/(?:groups/[^/]+/upload_(image|expression|file|voice)|user/change_(image))$"
+)
+
+
+def limit_for(path: str, settings: Settings) -> int:
+    match = _UPLOAD.search(path)
+    if match is None:
+        return settings.max_json_bytes
+    kind = match.group(1) or "avatar"
+    return getattr(settings, f"max_{kind}_bytes") + MULTIPART_OVERHEAD
+
+
+class BodyTooLarge(ApiError):
+    def __init__(self, limit: int):
+        super().__init__(Error.TOO_LARGE, f"Request body too large: the limit is {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, settings: Settings):
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = limit_for(scope["path"], self.settings)
+        declared = _content_length(scope)
+        if declared == "invalid":
+            await _answer(send, ApiError(Error.MALFORMED_BODY, "Malformed Content-Length header"))
+            return
+        if declared is not None and declared > limit:
+            # Refused before the body is read; the client may still be sending it.
+            await _answer(send, BodyTooLarge(limit))
+            return
+        await self.app(scope, _counting(receive, limit), send)
+
+
+def _content_length(scope: Scope) -> int | None | str:
+    values = [v for k, v in scope["headers"] if k == b"content-length"]
+    if not values:
+        return None
+    if len(set(values)) != 1 or not values[0].isdigit() or len(values[0]) > 18:
+        return "invalid"
+    return int(values[0])
+
+
+def _counting(receive: Receive, limit: int) -> Receive:
+    received = 0
+
+    async def receive_within_limit() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                # Raised inside Connexion's stack, so its exception handler answers 413.
+                raise BodyTooLarge(limit)
+        return message
+
+    return receive_within_limit
+
+
+async def _answer(send: Send, error: ApiError) -> None:
+    body = json.dumps(error.body()).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

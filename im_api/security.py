@@ -1,0 +1,58 @@
+"""Signing of bearer tokens and media URLs with itsdangerous, with rotatable keys.
+
+`IM_SECRET_KEYS` lists the keys newest first: the newest signs, every one verifies, so a key
+can be retired by first adding a new one in front and removing the old one a token lifetime
+later. The serializers are built by `configure()` from the app factory (no keys at import).
+"""
+
+from __future__ import annotations
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from im_api.config import Settings
+
+_tokens: URLSafeTimedSerializer | None = None
+_media: URLSafeTimedSerializer | None = None
+_token_ttl = 0
+
+
+def configure(settings: Settings) -> None:
+    global _tokens, _media, _token_ttl
+    # itsdangerous signs with the last key of the list and verifies with all of them.
+    keys = list(reversed(settings.secret_keys))
+    _tokens = URLSafeTimedSerializer(keys, salt="im-api.session-token")
+    _media = URLSafeTimedSerializer(keys, salt="im-api.media-url")
+    _token_ttl = settings.token_ttl
+
+
+def issue_token(session_key: str) -> str:
+    return _tokens.dumps(session_key)
+
+
+def token_info(token: str) -> dict | None:
+    """Connexion's bearer check: the signed session key, or None for a bad or old token.
+
+    Only the signature and age are checked here (no database in the event loop); whether
+    the session still exists is checked by `models.sessions.active` inside the request.
+    """
+    try:
+        session_key = _tokens.loads(token, max_age=_token_ttl)
+    except (BadData, UnicodeError):
+        return None
+    if not isinstance(session_key, str):
+        return None
+    return {"sub": session_key}
+
+
+def sign_media(media_id: int, ttl: int) -> str:
+    """A signature for one media id that stays valid `ttl` seconds."""
+    return _media.dumps([media_id, ttl])
+
+
+def verify_media(media_id: int, signature: str) -> bool:
+    try:
+        (signed_id, ttl), _ = _media.loads(signature, return_timestamp=True)
+        _media.loads(signature, max_age=ttl)
+    except (BadData, ValueError, TypeError, UnicodeError):
+        return False
+    return signed_id == media_id

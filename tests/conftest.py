@@ -1,0 +1,215 @@
+"""Fixtures: each test gets a fresh app, empty tables, its own instance folder and a client.
+
+The database is the SQLite file of the test session unless `IM_TEST_DATABASE_URL` names a
+PostgreSQL server (`postgresql://postgres@127.0.0.1:5432/test`): the same suite runs on
+both. Pony binds one database per process, so tables are emptied between tests instead of
+a new database being made.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from pony.orm import db_session
+
+from im_api.app import create_app
+from im_api.config import Settings
+from models.database import db
+
+DATABASE_URL = os.environ.get("IM_TEST_DATABASE_URL", "")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    if DATABASE_URL:
+        return DATABASE_URL
+    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite")
+
+
+class Clock:
+    """A clock tests move by hand instead of sleeping."""
+
+    def __init__(self):
+        self.now = datetime(2026, 11, 20, 8, 0, 0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def settings(tmp_path, database_url, clock) -> Settings:
+    return Settings.from_env(
+        environ={},
+        instance_dir=tmp_path / "instance",
+        database_url=database_url,
+        bcrypt_rounds=4,
+        validate_responses=True,
+        clock=clock,
+    )
+
+
+def empty_tables() -> None:
+    with db_session:
+        if db.provider_name == "postgres":
+            tables = ", ".join(f'"{entity._table_}"' for entity in db.entities.values())
+            db.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        else:
+            for entity in reversed(_by_dependency()):
+                db.execute(f'DELETE FROM "{entity._table_}"')
+
+
+def _by_dependency() -> list:
+    """Entities ordered so that each comes after the ones it refers to."""
+    ordered: list = []
+    pending = list(db.entities.values())
+    while pending:
+        for entity in pending:
+            needs = {
+                attr.py_type
+                for attr in entity._attrs_
+                if attr.is_relation and not attr.is_collection and attr.py_type is not entity
+            }
+            if needs <= set(ordered):
+                ordered.append(entity)
+                pending.remove(entity)
+                break
+        else:  # a cycle (User <-> Media): the rest in any order
+            ordered.extend(pending)
+            break
+    return ordered
+
+
+@pytest.fixture
+def app(settings):
+    application = create_app(settings)
+    empty_tables()
+    return application
+
+
+@pytest.fixture
+def client(app):
+    with app.test_client() as test_client:
+        yield test_client
+
+
+class Auth:
+    """Register and log in users through the API, as a client would."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def register(self, name: str = "alice", password: str = "correct horse", **extra) -> dict:
+        response = self.client.post(
+            "/api/user/register", json={"name": name, "password": password, **extra}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def login(self, name: str = "alice", password: str = "correct horse") -> str:
+        response = self.client.post("/api/user/login", json={"name": name, "password": password})
+        assert response.status_code == 200, response.text
+        return response.json()["token"]
+
+    @staticmethod
+    def header(token: str) -> dict:
+        return {"Authorization": f"Bearer {token}"}
+
+    def new_user(self, name: str = "alice", password: str = "correct horse") -> dict:
+        """Register `name`; returns headers carrying its token."""
+        return self.header(self.register(name, password)["token"])
+
+
+@pytest.fixture
+def auth(client) -> Auth:
+    return Auth(client)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LiveServer:
+    """A real `im-api serve` process on a free loopback port."""
+
+    def __init__(self, instance_dir: Path, database_url: str, workers: int = 1, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        self.env = {
+            **os.environ,
+            "IM_INSTANCE_DIR": str(instance_dir),
+            "IM_DATABASE_URL": database_url,
+            "IM_BCRYPT_ROUNDS": "4",
+            **env,
+        }
+        self.workers = workers
+        self.log = instance_dir.parent / "server.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> LiveServer:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "im_api.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--log-level",
+            "warning",
+        ]
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not answer: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def live_server(tmp_path, database_url):
+    """A served app on the test database (emptied first)."""
+    # The parent binds the test database only to empty it; the server has its own process.
+    create_app(
+        Settings.from_env(environ={}, instance_dir=tmp_path / "parent", database_url=database_url)
+    )
+    empty_tables()
+    workers = 2 if DATABASE_URL else 1
+    server = LiveServer(tmp_path / "instance", database_url, workers=workers).start()
+    yield server
+    server.stop()
