@@ -4,49 +4,94 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import sys
+from importlib import metadata
 
 from im_api.config import Settings
 
 logger = logging.getLogger("im_api")
 
+SETTINGS_HELP = """\
+settings (environment variables; the README lists every one with its default):
+  IM_INSTANCE_DIR    folder of the SQLite file, media, mail outbox and generated
+                     secret (default ./instance)
+  IM_DATABASE_URL    empty: SQLite in the instance folder;
+                     postgresql://user@host:port/db for PostgreSQL
+  IM_MAIL_URL        empty: mails are written as .eml files to the outbox folder;
+                     smtp://host:port to send them
+  IM_SECRET_KEYS     comma-separated signing keys, newest first (default: one is
+                     generated on first start and kept in the instance folder)
+  IM_BCRYPT_ROUNDS   bcrypt cost (default 12)
+"""
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="im-api",
-        description="The IM account and media API. Settings come from IM_* environment "
-        "variables (see the README).",
+        description="The IM account and media API: accounts, group chats and media uploads,\n"
+        "served as JSON under /api with its OpenAPI contract and Swagger UI.",
+        epilog=SETTINGS_HELP + "\nRun 'im-api COMMAND --help' for the options of a command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = commands.add_parser(
         "serve",
-        help="start the server (uvicorn)",
-        description="Start the server. SQLite serves one worker; use IM_DATABASE_URL "
-        "(PostgreSQL) for several.",
+        help="start the HTTP server (uvicorn)",
+        description="Start the HTTP server: the API under http://HOST:PORT/api, Swagger UI at\n"
+        "/api/ui/, the spec at /api/openapi.json, liveness at /api/health. On start it logs\n"
+        "where it listens, the database and the mail setting; then one line per request\n"
+        "(method, path, status, time). Missing tables and folders are created.",
+        epilog=SETTINGS_HELP + "\nexamples:\n"
+        "  im-api serve                              # http://127.0.0.1:8000/api, SQLite\n"
+        "  im-api serve --host 0.0.0.0 --port 8080   # reachable from other machines\n"
+        "  IM_DATABASE_URL=postgresql://im@db:5432/im im-api serve --workers 4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for all)",
     )
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default 1); more than 1 needs PostgreSQL (IM_DATABASE_URL), "
+        "since SQLite serves one process",
+    )
     serve.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
-        help="log level (default info)",
+        help="least severe messages logged, to stderr (default info: the start line and one "
+        "line per request; warning hides both)",
     )
 
     commands.add_parser(
         "init-db",
         help="create the instance folder and the database tables, then exit",
-        description="Create the instance folder, the generated secret and the tables.",
+        description="Create the instance folder (IM_INSTANCE_DIR), the generated secret when\n"
+        "IM_SECRET_KEYS is empty, and the missing database tables, then exit. 'serve' does\n"
+        "the same on start; this prepares a database ahead of time.",
+        epilog=SETTINGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     return _init_db()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("im-api")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _init_db() -> int:
@@ -64,9 +109,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from models import database
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_config = _log_config(args.log_level)
+    logging.config.dictConfig(log_config)
     settings = Settings.from_env()
     if args.workers > 1 and database.is_sqlite(settings):
         print(
@@ -95,8 +139,34 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        # Applied again in each worker process, which does not inherit this one's logging.
+        log_config=log_config,
+        # im_api.access_log logs each request once, with its duration.
+        access_log=False,
     )
     return 0
+
+
+def _log_config(level: str) -> dict:
+    """One format on stderr for the app's and uvicorn's messages."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {
+            "uvicorn": {"handlers": [], "propagate": True},
+            # Connexion says at INFO why each 401 happened; the access line is enough.
+            "connexion": {"level": "DEBUG" if level == "debug" else "WARNING"},
+        },
+    }
 
 
 def _redact(url: str) -> str:
