@@ -22,7 +22,8 @@ class Settings:
     database_url: str = ""  # empty: the SQLite file in the instance folder
     mail_url: str = ""  # empty: .eml files in the instance outbox
     mail_from: str = "IM <no-reply@im.localhost>"
-    mail_timeout: float = 5.0
+    mail_timeout: float = 5.0  # seconds each step with the mail server may take
+    mail_ca_file: str = ""  # empty: the system's CAs verify the mail server's certificate
     secret_keys: list[str] = dataclasses.field(default_factory=list)  # newest first
     bcrypt_rounds: int = 12
     token_ttl: int = 7 * 24 * 3600
