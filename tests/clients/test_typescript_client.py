@@ -1,0 +1,78 @@
+"""A TypeScript client typed from the spec drives a real `im-api serve`.
+
+clients/typescript: openapi-typescript turns the spec into types, `tsc --noEmit` checks the
+walk-through (src/walkthrough.ts, openapi-fetch) against them, and the compiled walk-through
+registers, logs in, reads its profile and logs out against the live server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = ROOT / "clients" / "typescript"
+SPEC = ROOT / "openapi" / "openapi.yaml"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npm") is None,
+    reason="node and npm are needed for the TypeScript client",
+)
+
+
+def run(*command: str, env: dict | None = None, timeout: float = 300) -> str:
+    result = subprocess.run(
+        command,
+        cwd=PROJECT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def install_packages() -> None:
+    """`npm ci`, unless node_modules already holds what package-lock.json pins."""
+    installed = PROJECT / "node_modules" / ".package-lock.json"
+    lock = PROJECT / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        run("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+
+
+def test_typed_walkthrough_registers_logs_in_reads_me_and_logs_out(live_server, tmp_path):
+    """The generated types check the walk-through, which then runs against the server."""
+    install_packages()
+    run("node", "node_modules/.bin/openapi-typescript", str(SPEC), "--output", "src/schema.d.ts")
+    assert "export interface paths" in (PROJECT / "src" / "schema.d.ts").read_text()
+    # The type check (`npm run check`, here also writing the JavaScript): tsc exits non-zero,
+    # and with noEmitOnError writes nothing, when a path, body or response does not match.
+    run("node", "node_modules/typescript/bin/tsc", "--outDir", str(tmp_path / "dist"))
+
+    # Compiled outside the project, so node finds the packages through NODE_PATH.
+    output = run(
+        "node",
+        str(tmp_path / "dist" / "walkthrough.js"),
+        live_server.url,
+        env={"NODE_PATH": str(PROJECT / "node_modules")},
+        timeout=60,
+    )
+
+    steps = [json.loads(line) for line in output.splitlines()]
+    assert [(s["step"], s["status"], s["code"]) for s in steps] == [
+        ("register", 200, 0),
+        ("login", 200, 0),
+        ("me", 200, 0),
+        ("logout", 200, 0),
+        ("me after logout", 401, 1004),
+    ]
+    registered, signed_in, me = steps[0], steps[1], steps[2]
+    assert me["user"] == registered["user"]
+    assert me["email"] is None
+    assert signed_in["ws_url"] == f"ws/user/{registered['id']}/"
