@@ -28,8 +28,7 @@ def register(body):
 
 
 def send_email_code(body, token_info=None):
-    session = sessions.active(token_info) if token_info else None
-    return {**SUCCEED, **codes.send(body["email"], body["purpose"], session)}
+    return {**SUCCEED, **codes.send(body["email"], body["purpose"], token_info)}
 
 
 def login(body):
