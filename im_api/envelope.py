@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import werkzeug.exceptions
 from connexion import FlaskApp
@@ -81,13 +82,57 @@ async def handle_problem(_request: ConnexionRequest, exc: ProblemException) -> C
     return error_response(from_problem(exc))
 
 
-async def handle_starlette_http(
-    _request: ConnexionRequest, exc: StarletteHTTPException
-) -> ConnexionResponse:
-    allowed = (exc.headers or {}).get("Allow", "")
-    return error_response(
-        from_http_exception(exc.status_code, allowed.split(", ") if allowed else None)
-    )
+class AllowedMethods:
+    """The methods the contract gives each path: the `Allow` header of a 405.
+
+    Connexion routes every operation on its own, so the router's 405 names the methods of one
+    operation of the path only (`Allow: POST` for `/api/groups`, which also has GET).
+    """
+
+    def __init__(self, app: FlaskApp):
+        self._app = app
+        self._paths: list[tuple[re.Pattern, list[str]]] | None = None
+
+    def __call__(self, path: str) -> list[str] | None:
+        if self._paths is None:  # the specs are loaded when the app serves its first request
+            self._paths = list(self._from_specs())
+        for pattern, methods in self._paths:
+            if pattern.fullmatch(path):
+                return methods
+        return None
+
+    def _from_specs(self):
+        for api in self._app.middleware.apis:
+            spec = api.specification
+            for template, item in spec.raw.get("paths", {}).items():
+                methods = {method.upper() for method in item if method in _HTTP_METHODS}
+                if "GET" in methods:
+                    methods.add("HEAD")  # served for every GET
+                yield _path_pattern(spec.base_path + template), sorted(methods)
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _path_pattern(template: str) -> re.Pattern:
+    """`/api/groups/{group_id}` as a pattern matching its paths."""
+    parts = re.split(r"\{[^}/]+\}", template)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
+
+
+def make_starlette_http_handler(allowed_methods: AllowedMethods):
+    async def handle_starlette_http(
+        request: ConnexionRequest, exc: StarletteHTTPException
+    ) -> ConnexionResponse:
+        allowed = None
+        if exc.status_code == 405:
+            allowed = allowed_methods(request.scope.get("path", ""))
+            if allowed is None:
+                header = (exc.headers or {}).get("Allow", "")
+                allowed = header.split(", ") if header else None
+        return error_response(from_http_exception(exc.status_code, allowed))
+
+    return handle_starlette_http
 
 
 async def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
@@ -105,5 +150,5 @@ async def handle_unexpected(_request: ConnexionRequest, exc: Exception) -> Conne
 def register_error_handlers(app: FlaskApp) -> None:
     app.add_error_handler(ApiError, handle_api_error)
     app.add_error_handler(ProblemException, handle_problem)
-    app.add_error_handler(StarletteHTTPException, handle_starlette_http)
+    app.add_error_handler(StarletteHTTPException, make_starlette_http_handler(AllowedMethods(app)))
     app.add_error_handler(Exception, handle_unexpected)
