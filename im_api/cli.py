@@ -19,7 +19,8 @@ settings (environment variables; the README lists every one with its default):
   IM_DATABASE_URL    empty: SQLite in the instance folder;
                      postgresql://user@host:port/db for PostgreSQL
   IM_MAIL_URL        empty: mails are written as .eml files to the outbox folder;
-                     smtp://host:port to send them
+                     smtp://[user:password@]host[:port][?starttls=true] or
+                     smtps://[user:password@]host[:port] to send them
   IM_SECRET_KEYS     comma-separated signing keys, newest first (default: one is
                      generated on first start and kept in the instance folder)
   IM_BCRYPT_ROUNDS   bcrypt cost (default 12)
