@@ -51,6 +51,11 @@ class JSONBodyValidator(JSONRequestBodyValidator):
             raise ApiError(Error.MALFORMED_BODY, "Malformed request body: not UTF-8 text") from None
         except json.JSONDecodeError as error:
             raise ApiError(Error.MALFORMED_BODY, f"Malformed request body: {error}") from None
+        except RecursionError:
+            # No body of the contract nests more than a few levels; Python's parser recurses.
+            raise ApiError(
+                Error.MALFORMED_BODY, "Malformed request body: nested too deeply"
+            ) from None
 
     def _validate(self, body: t.Any) -> dict | None:
         if body is None:
