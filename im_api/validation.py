@@ -17,7 +17,8 @@ from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import FormDataValidator, JSONRequestBodyValidator
 from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import best_match
-from starlette.types import Scope
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope
 
 from im_api.errors import ApiError, Error
 
@@ -65,6 +66,32 @@ class JSONBodyValidator(JSONRequestBodyValidator):
     @property
     def _validator(self):
         return Draft4RequestValidator(self._schema, format_checker=FORMAT_CHECKER)
+
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
+        """Connexion takes a body without Content-Length for no body at all, so a chunked one
+        (HTTP/1.1 `Transfer-Encoding: chunked`) was refused as missing: read it here, where
+        the size limit still cuts it off as it streams in, and give it its length."""
+        headers = Headers(scope=scope)
+        if "content-length" in headers or "transfer-encoding" not in headers:
+            return await super().wrap_receive(receive, scope=scope)
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        scope = dict(scope)
+        scope["headers"] = [
+            (name, value)
+            for name, value in scope["headers"]
+            if name not in (b"transfer-encoding", b"content-length")
+        ] + [(b"content-length", str(len(body)).encode())]
+        whole = [{"type": "http.request", "body": body, "more_body": False}]
+        return await super().wrap_receive(
+            self._insert_messages(receive, messages=whole), scope=scope
+        )
 
     async def _parse(self, stream: t.AsyncGenerator[bytes, None], scope: Scope) -> t.Any:
         raw = b"".join([chunk async for chunk in stream])
