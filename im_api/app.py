@@ -13,6 +13,7 @@ from connexion.utils import get_function_from_name
 from pony.orm import db_session
 
 from im_api import config, envelope, security
+from im_api.access_log import AccessLogMiddleware
 from im_api.config import Settings
 from im_api.limits import BodyLimitMiddleware
 from im_api.validation import BODY_VALIDATORS
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         validator_map={"body": BODY_VALIDATORS},
     )
     envelope.register_error_handlers(app)
+    # Outermost, so that even the early 413s are logged.
+    app.add_middleware(AccessLogMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(
         BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings
     )
