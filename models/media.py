@@ -1,11 +1,284 @@
-"""Stored media."""
+"""Stored media: what each kind of upload accepts, keeping an upload, and letting it go.
+
+The type of an upload is decided from its bytes (puremagic), never from the client's name
+or Content-Type. Images are decoded with Pillow under the pixel limit. Markup (HTML, SVG,
+script) anywhere in an image or a voice clip refuses it, so no polyglot is served inline.
+Any file is accepted as a `file`, always served as an attachment; one detected as a type a
+browser would run (HTML, SVG, XML, script) is stored and served as `application/octet-stream`.
+"""
 
 from __future__ import annotations
 
-from models.entities import Media
+import contextlib
+import dataclasses
+import logging
+import re
+import unicodedata
+from pathlib import Path
+
+import puremagic
+from PIL import Image
+from pony.orm import commit, rollback
+
+from im_api import security
+from im_api.config import current, now
+from im_api.errors import ApiError, Error
+from models import storage
+from models.entities import Media, User
+
+logger = logging.getLogger(__name__)
+
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".jpe": "image/jpeg",
+    ".jfif": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
+STICKER_TYPES = {ext: kind for ext, kind in IMAGE_TYPES.items() if kind != "image/jpeg"}
+VOICE_TYPES = {
+    ".mp3": "audio/mpeg",
+    ".koz": "audio/mpeg",  # puremagic's best match for an ID3v2.3 tag, which starts MP3s
+    ".mpga": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".wav": "audio/wav",
+    ".m4a": "audio/mp4",
+    ".f4a": "audio/mp4",
+    ".aac": "audio/aac",
+    ".webm": "audio/webm",
+    ".amr": "audio/amr",
+}
+PILLOW_FORMATS = {
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+}
+EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "audio/mpeg": ".mp3",
+    "audio/ogg": ".ogg",
+    "audio/wav": ".wav",
+    "audio/mp4": ".m4a",
+    "audio/aac": ".aac",
+    "audio/webm": ".webm",
+    "audio/amr": ".amr",
+}
+# Types a browser would run as a page or script: never served under their own name.
+ACTIVE_TYPES = re.compile(r"html|svg|javascript|ecmascript|(?:^|[/+])xml$", re.IGNORECASE)
+MARKUP = re.compile(
+    rb"<(?:!doctype|html|head|body|script|svg|iframe|object|embed)[\s/>]", re.IGNORECASE
+)
+OCTET_STREAM = "application/octet-stream"
+MAX_ROW_ID = 2**31 - 1  # Pony's int primary keys are 32-bit
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """The rules of one kind of upload; `types` maps puremagic's extensions to ours."""
+
+    types: dict[str, str] | None  # None: any type
+    image: bool = False  # decoded with Pillow under the pixel limit
+    inline: bool = False  # served inline (verified images and audio) instead of attachment
+
+
+KINDS = {
+    "image": Kind(IMAGE_TYPES, image=True, inline=True),
+    "expression": Kind(STICKER_TYPES, image=True, inline=True),
+    "avatar": Kind(IMAGE_TYPES, image=True, inline=True),
+    "voice": Kind(VOICE_TYPES, inline=True),
+    "file": Kind(None),
+}
+
+
+def limit(kind: str) -> int:
+    """The byte limit of a kind (the `max_<kind>_bytes` setting)."""
+    return getattr(current(), f"max_{kind}_bytes")
+
+
+def store(spool: storage.Spool, filename: str, kind: str, uploader: User) -> Media:
+    """Check a received upload against the rules of `kind` and keep it as a new Media row.
+
+    The part is named like the kind (`image`, `expression`, `voice`, `file`, `avatar`).
+    Raises MEDIA_TOO_LARGE, WRONG_MEDIA_TYPE (a type the kind does not accept, or markup
+    inside), BROKEN_IMAGE (an image that does not decode) or TOO_MANY_PIXELS.
+    """
+    if spool.size > limit(kind):
+        raise ApiError(Error.MEDIA_TOO_LARGE, part=kind, limit=limit(kind))
+    content_type = _content_type(spool.path, kind)
+    if KINDS[kind].image:
+        _check_image(spool.path, kind, content_type)
+    media = Media(
+        sha256=spool.sha256,
+        size=spool.size,
+        content_type=content_type,
+        filename=clean_filename(filename, kind + EXTENSIONS.get(content_type, "")),
+        kind=kind,
+        created_at=now(),
+        uploader=uploader,
+    )
+    storage.keep(spool)
+    return media
+
+
+@contextlib.contextmanager
+def committing(spool: storage.Spool, filename: str, kind: str, uploader: User):
+    """`store` the upload, let the block use the new Media, then commit.
+
+    If the block or the commit fails, the transaction rolls back and the file just placed
+    goes again unless another row names it: no file is left that no row names. Raises what
+    `store` raises, and whatever the block or the commit raised.
+    """
+    media = store(spool, filename, kind, uploader)
+    sha256 = media.sha256
+    try:
+        yield media
+        commit()
+    except BaseException:
+        rollback()
+        _forget_after_rollback(sha256)
+        raise
+
+
+def change_avatar(user: User, spool: storage.Spool, filename: str) -> Media:
+    """Make an uploaded image the user's avatar (committed) and let the previous one go.
+
+    Raises what `store` raises.
+    """
+    previous = user.avatar
+    with committing(spool, filename, "avatar", user) as avatar:
+        user.avatar = avatar
+    if previous is not None:
+        release(previous)
+    return avatar
 
 
 def release(media: Media) -> None:
-    """Forget `media` unless a message still shows it."""
-    if media.messages.is_empty():
-        media.delete()
+    """Forget `media` unless a message shows it or it is an avatar; its file goes with the
+    last row that names it."""
+    if not media.messages.is_empty() or media.avatar_of is not None:
+        return
+    sha256 = media.sha256
+    media.delete()
+    storage.forget(sha256, lambda: Media.exists(sha256=sha256))
+
+
+def _forget_after_rollback(sha256: str) -> None:
+    try:
+        storage.forget(sha256, lambda: Media.exists(sha256=sha256))
+        commit()
+    except Exception:  # the original failure matters more; the file is only garbage
+        logger.exception("Could not remove media file %s after a failed upload", sha256)
+        rollback()
+
+
+def by_signed_link(media_id: int, signature: str) -> Media:
+    """The media a signed URL names.
+
+    Raises BAD_MEDIA_LINK for a signature that is wrong, expired or for another media, and
+    MEDIA_NOT_FOUND when the media is gone (or its file is).
+    """
+    if not security.verify_media(media_id, signature):
+        raise ApiError(Error.BAD_MEDIA_LINK)
+    media = Media.get(id=media_id) if media_id <= MAX_ROW_ID else None
+    if media is None or not storage.path_of(media.sha256).is_file():
+        raise ApiError(Error.MEDIA_NOT_FOUND)
+    return media
+
+
+def clean_filename(name: str, fallback: str) -> str:
+    """The client's file name made safe to keep and to send back in a header.
+
+    No folder part, no control, format or surrogate characters, at most 255 characters
+    (the extension kept); `fallback` when nothing is left.
+    """
+    name = unicodedata.normalize("NFC", name.replace("\\", "/").rsplit("/", 1)[-1])
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in _UNSAFE_CATEGORIES)
+    name = name.strip()
+    if name in ("", ".", ".."):
+        return fallback
+    if len(name) > 255:
+        stem, dot, extension = name.rpartition(".")
+        if dot and 0 < len(extension) <= 16:
+            name = stem[: 254 - len(extension)] + "." + extension
+        else:
+            name = name[:255]
+    return name
+
+
+# Control, format (bidi overrides, zero-width), surrogate, private-use, unassigned, and
+# line/paragraph separators.
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def _content_type(path: Path, kind: str) -> str:
+    """The type of the bytes at `path` as `kind` accepts it; raises WRONG_MEDIA_TYPE.
+
+    Only puremagic's best matches count (its confidence is the length of the signature
+    matched): a WAV file also matches the 4-byte RIFF signature WebP shares, at a lower one.
+    """
+    candidates = _detect(path)
+    accepted = KINDS[kind].types
+    if accepted is None:
+        detected = next((c.mime_type for c in candidates if c.mime_type), OCTET_STREAM)
+        return OCTET_STREAM if ACTIVE_TYPES.search(detected) else detected[:128]
+    best = [c for c in candidates if c.confidence == candidates[0].confidence] if candidates else []
+    if any(ACTIVE_TYPES.search(c.mime_type) for c in best) or _has_markup(path):
+        raise ApiError(Error.WRONG_MEDIA_TYPE, part=kind)
+    for candidate in best:
+        if candidate.extension.lower() in accepted:
+            return accepted[candidate.extension.lower()]
+    raise ApiError(Error.WRONG_MEDIA_TYPE, part=kind)
+
+
+def _detect(path: Path) -> list:
+    """puremagic's candidates for the file, most confident first ([] when none fits)."""
+    try:
+        return puremagic.magic_file(str(path))
+    except (puremagic.PureError, ValueError):  # ValueError: an empty file
+        return []
+
+
+def _has_markup(path: Path, chunk_size: int = 1024 * 1024) -> bool:
+    """Whether an HTML, SVG or script tag appears anywhere in the file."""
+    overlap = b""
+    with open(path, "rb") as data:
+        while chunk := data.read(chunk_size):
+            if MARKUP.search(overlap + chunk):
+                return True
+            overlap = chunk[-16:]
+    return False
+
+
+def _check_image(path: Path, part: str, content_type: str) -> None:
+    """Decode the image whole; raises TOO_MANY_PIXELS or BROKEN_IMAGE."""
+    max_pixels = current().max_image_pixels
+    # Pillow raises DecompressionBombError past twice this and warns past it; our own
+    # check below refuses anything past it, so the warning never lets an image through.
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    formats = [PILLOW_FORMATS[content_type]]
+    try:
+        with Image.open(path, formats=formats) as image:
+            if image.width * image.height > max_pixels:
+                raise ApiError(Error.TOO_MANY_PIXELS, part=part, limit=max_pixels)
+            image.verify()
+        with Image.open(path, formats=formats) as image:
+            if image.format == "JPEG":
+                # Decoded at 1/8 scale: every byte is still read (a truncated file fails),
+                # in 1/64 of the memory.
+                image.draft(image.mode, (image.width // 8 or 1, image.height // 8 or 1))
+            image.load()
+    except ApiError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ApiError(Error.TOO_MANY_PIXELS, part=part, limit=max_pixels) from None
+    except Exception as error:  # Pillow's decoders raise many kinds for broken bytes
+        logger.debug("Broken %s: %r", part, error)
+        raise ApiError(Error.BROKEN_IMAGE, part=part) from None
