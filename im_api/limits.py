@@ -1,8 +1,10 @@
 """Request body size limits, enforced before anything reads the body.
 
-Connexion reads a whole body into memory to validate it, so the limit must act in front of
-it: a declared Content-Length over the limit is answered 413 without reading a byte, and a
-body without one (chunked) is cut off as soon as it passes the limit.
+A declared Content-Length over the limit is answered 413 without reading a byte, and a
+body without one (chunked) is cut off as soon as it passes the limit. An upload's limit is
+its kind's (`max_<kind>_bytes`, plus room for the multipart framing) and its 413 says
+MEDIA_TOO_LARGE with the kind's limit; the upload validator (`im_api.uploads`) enforces the
+exact limit on the file part itself while streaming it to disk.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from im_api import uploads
 from im_api.config import Settings
 from im_api.errors import ApiError, Error
 
@@ -23,17 +26,32 @@ _UPLOAD = re.compile(
 )
 
 
-def limit_for(path: str, settings: Settings) -> int:
+def upload_kind(path: str) -> str | None:
+    """The kind of upload a path receives (its file part's name), None for other paths."""
     match = _UPLOAD.search(path)
     if match is None:
+        return None
+    return match.group(1) or "avatar"
+
+
+def limit_for(path: str, settings: Settings) -> int:
+    kind = upload_kind(path)
+    if kind is None:
         return settings.max_json_bytes
-    kind = match.group(1) or "avatar"
     return getattr(settings, f"max_{kind}_bytes") + MULTIPART_OVERHEAD
 
 
 class BodyTooLarge(ApiError):
     def __init__(self, limit: int):
         super().__init__(Error.TOO_LARGE, f"Request body too large: the limit is {limit} bytes")
+
+
+def too_large(path: str, settings: Settings) -> ApiError:
+    """The 413 of a body over the path's limit."""
+    kind = upload_kind(path)
+    if kind is None:
+        return BodyTooLarge(settings.max_json_bytes)
+    return ApiError(Error.MEDIA_TOO_LARGE, part=kind, limit=getattr(settings, f"max_{kind}_bytes"))
 
 
 class BodyLimitMiddleware:
@@ -45,16 +63,25 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = limit_for(scope["path"], self.settings)
+        path = scope["path"]
+        limit = limit_for(path, self.settings)
         declared = _content_length(scope)
         if declared == "invalid":
             await _answer(send, ApiError(Error.MALFORMED_BODY, "Malformed Content-Length header"))
             return
         if declared is not None and declared > limit:
             # Refused before the body is read; the client may still be sending it.
-            await _answer(send, BodyTooLarge(limit))
+            await _answer(send, too_large(path, self.settings))
             return
-        await self.app(scope, _counting(receive, limit), send)
+        spools: list = []
+        try:
+            await self.app(
+                {**scope, uploads.SPOOLS: spools},
+                _counting(receive, limit, lambda: too_large(path, self.settings)),
+                send,
+            )
+        finally:
+            uploads.discard_all(spools)
 
 
 def _content_length(scope: Scope) -> int | None | str:
@@ -66,7 +93,7 @@ def _content_length(scope: Scope) -> int | None | str:
     return int(values[0])
 
 
-def _counting(receive: Receive, limit: int) -> Receive:
+def _counting(receive: Receive, limit: int, error) -> Receive:
     received = 0
 
     async def receive_within_limit() -> Message:
@@ -76,7 +103,7 @@ def _counting(receive: Receive, limit: int) -> Receive:
             received += len(message.get("body", b""))
             if received > limit:
                 # Raised inside Connexion's stack, so its exception handler answers 413.
-                raise BodyTooLarge(limit)
+                raise error()
         return message
 
     return receive_within_limit

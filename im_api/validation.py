@@ -21,6 +21,7 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope
 
 from im_api.errors import ApiError, Error
+from im_api.uploads import MultipartUploadValidator
 
 # Messages that name only the schema's words; for any other rule, jsonschema's message would
 # quote the value sent, which may be a password, so the rule is named instead.
@@ -122,5 +123,6 @@ BODY_VALIDATORS = MediaTypeDict(
     {
         "*/*json": JSONBodyValidator,
         "application/x-www-form-urlencoded": FormDataValidator,
+        "multipart/form-data": MultipartUploadValidator,
     }
 )
