@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from models import codes, sessions, users
+from im_api import uploads
+from models import codes, media, sessions, users
 from models.present import utc_iso
 
 SUCCEED = {"code": 0, "info": "Succeed"}
@@ -70,3 +71,10 @@ def change_email(body, token_info):
     codes.consume(body["new_email"], "change_email", body["security_code"])
     users.change_email(user, body["new_email"])
     return SUCCEED
+
+
+def change_image(token_info):
+    user = sessions.active(token_info).user
+    upload = uploads.received()
+    media.change_avatar(user, upload.spool, upload.filename)
+    return {**SUCCEED, "url": users.avatar_url(user)}

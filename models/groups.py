@@ -1,17 +1,125 @@
-"""Groups and membership."""
+"""Groups and membership, and the views of a group."""
 
 from __future__ import annotations
 
-from pony.orm import select
+from pony.orm import TransactionIntegrityError, commit, desc, flush, rollback, select
 
+from im_api.config import now
+from im_api.errors import ApiError, Error
+from models import media
 from models.entities import Group, Membership, User
+from models.present import utc_iso
+
+# Row ids are 32-bit (Pony's int primary keys; SERIAL on PostgreSQL), while the contract's
+# ids go up to 2**53 - 1: a larger id names nothing, and Pony refuses to even look it up.
+MAX_ROW_ID = 2**31 - 1
+
+
+def view(group: Group) -> dict:
+    """The group with its members, in the order they joined."""
+    members = group.memberships.select().order_by(lambda m: (m.joined_at, m.id))
+    return {
+        "id": group.id,
+        "name": group.name,
+        "owner_id": group.owner.id,
+        "members": [_member_view(m.user) for m in members],
+        "created_at": utc_iso(group.created_at),
+    }
+
+
+def summary(group: Group) -> dict:
+    """The group in a list of groups."""
+    return {
+        "id": group.id,
+        "name": group.name,
+        "owner_id": group.owner.id,
+        "member_count": group.memberships.count(),
+        "created_at": utc_iso(group.created_at),
+    }
+
+
+def create(owner: User, name: str) -> Group:
+    """A new group whose owner is its first member.
+
+    Raises INVALID_REQUEST for a name holding a lone surrogate: JSON can carry one, no
+    database stores one, and the spec's pattern cannot say so to every tool.
+    """
+    if any("\ud800" <= ch <= "\udfff" for ch in name):
+        raise ApiError(Error.INVALID_REQUEST, "Invalid request: 'name' is not valid Unicode")
+    started = now()
+    group = Group(name=name, owner=owner, created_at=started)
+    Membership(group=group, user=owner, joined_at=started)
+    flush()  # the group's id, for the answer
+    return group
+
+
+def of_user(user: User) -> list[Group]:
+    """The groups `user` is a member of, most recently created first."""
+    return select(m.group for m in Membership if m.user == user).order_by(
+        lambda g: (desc(g.created_at), desc(g.id))
+    )[:]
+
+
+def of_member(group_id: int, user: User) -> Group:
+    """The group `group_id` if `user` is one of its members.
+
+    Raises GROUP_NOT_FOUND when there is no such group, NOT_A_MEMBER when the user is not
+    in it.
+    """
+    group = Group.get(id=group_id) if group_id <= MAX_ROW_ID else None
+    if group is None:
+        raise ApiError(Error.GROUP_NOT_FOUND)
+    if not Membership.exists(group=group, user=user):
+        raise ApiError(Error.NOT_A_MEMBER)
+    return group
+
+
+def add_member(group: Group, name: str) -> User:
+    """Add the user named `name` (ignoring case) to the group, committed.
+
+    Raises USERNAME_NOT_FOUND, or ALREADY_A_MEMBER (also when a concurrent request added
+    them between our check and our commit).
+    """
+    from models import users  # late: users imports this module
+
+    user = users.by_name(name)
+    if user is None:
+        raise ApiError(Error.USERNAME_NOT_FOUND)
+    if Membership.exists(group=group, user=user):
+        raise ApiError(Error.ALREADY_A_MEMBER)
+    Membership(group=group, user=user, joined_at=now())
+    try:
+        commit()
+    except TransactionIntegrityError:
+        rollback()
+        raise ApiError(Error.ALREADY_A_MEMBER) from None
+    return user
+
+
+def remove_member(group: Group, by: User, user_id: int) -> None:
+    """`by` removes the member `user_id` from the group, or leaves it when it is their id.
+
+    Only the owner removes others. Raises OWNER_ONLY, or MEMBER_NOT_FOUND when the owner
+    names someone who is not in the group.
+    """
+    if user_id != by.id and group.owner != by:
+        raise ApiError(Error.OWNER_ONLY)
+    membership = None
+    if user_id <= MAX_ROW_ID:
+        membership = select(
+            m for m in Membership if m.group == group and m.user.id == user_id
+        ).first()
+    if membership is None:
+        raise ApiError(Error.MEMBER_NOT_FOUND)
+    leave(group, membership.user)
 
 
 def leave(group: Group, user: User) -> None:
     """Take `user` out of `group`.
 
     When the owner leaves, the longest-standing remaining member becomes the owner; when
-    the last member leaves, the group is deleted with its messages.
+    the last member leaves, the group is deleted with its messages, and media that no
+    message shows any more with them.
     """
     membership = Membership.get(group=group, user=user)
     if membership is not None:
@@ -23,7 +131,16 @@ def leave(group: Group, user: User) -> None:
         .order_by(lambda m: (m.joined_at, m.id))
         .first()
     )
-    if successor is None:
-        group.delete()
-    else:
+    if successor is not None:
         group.owner = successor.user
+        return
+    shown = {message.media for message in group.messages}
+    group.delete()
+    for item in shown:
+        media.release(item)
+
+
+def _member_view(user: User) -> dict:
+    from models import users  # late: users imports this module
+
+    return users.member_view(user)

@@ -1,0 +1,40 @@
+"""Group chats, their members and their messages (/api/groups/...)."""
+
+from __future__ import annotations
+
+from models import groups, messages, sessions
+
+SUCCEED = {"code": 0, "info": "Succeed"}
+
+
+def create(body, token_info):
+    group = groups.create(sessions.active(token_info).user, body["name"])
+    return {**SUCCEED, "group": groups.view(group)}, 201
+
+
+def list_mine(token_info):
+    mine = groups.of_user(sessions.active(token_info).user)
+    return {**SUCCEED, "groups": [groups.summary(group) for group in mine]}
+
+
+def get(group_id, token_info):
+    group = groups.of_member(group_id, sessions.active(token_info).user)
+    return {**SUCCEED, "group": groups.view(group)}
+
+
+def add_member(group_id, body, token_info):
+    group = groups.of_member(group_id, sessions.active(token_info).user)
+    groups.add_member(group, body["name"])
+    return {**SUCCEED, "group": groups.view(group)}
+
+
+def remove_member(group_id, user_id, token_info):
+    user = sessions.active(token_info).user
+    groups.remove_member(groups.of_member(group_id, user), user, user_id)
+    return SUCCEED
+
+
+def list_messages(group_id, token_info, limit, cursor=None):
+    group = groups.of_member(group_id, sessions.active(token_info).user)
+    found, next_cursor = messages.page(group, cursor, limit)
+    return {**SUCCEED, "messages": [messages.view(m) for m in found], "next": next_cursor}

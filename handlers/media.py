@@ -1,0 +1,43 @@
+"""Uploads into group chats (/api/groups/{group_id}/upload_*) and fetching media back
+(/api/media/{media_id}).
+
+The multipart body was streamed to a spool file by `im_api.uploads` before a handler runs;
+the handler checks membership and keeps it as a message.
+"""
+
+from __future__ import annotations
+
+from im_api import serving, uploads
+from models import groups, media, messages, sessions, storage
+
+SUCCEED = {"code": 0, "info": "Succeed"}
+
+
+def upload_image(group_id, token_info):
+    return _post(group_id, token_info, "image")
+
+
+def upload_expression(group_id, token_info):
+    return _post(group_id, token_info, "expression")
+
+
+def upload_file(group_id, token_info):
+    return _post(group_id, token_info, "file")
+
+
+def upload_voice(group_id, token_info):
+    return _post(group_id, token_info, "voice")
+
+
+def fetch(media_id, sig):
+    found = media.by_signed_link(media_id, sig)
+    inline = media.KINDS[found.kind].inline
+    return serving.send(storage.path_of(found.sha256), found, inline=inline)
+
+
+def _post(group_id, token_info, kind):
+    sender = sessions.active(token_info).user
+    group = groups.of_member(group_id, sender)
+    upload = uploads.received()
+    message = messages.send(group, sender, kind, upload.spool, upload.filename)
+    return {**SUCCEED, **messages.uploaded(message)}, 201

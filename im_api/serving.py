@@ -1,0 +1,106 @@
+"""Sending a stored media file: streamed, with ETag, one Range, and headers that keep a
+browser from running it.
+
+Every answer carries `X-Content-Type-Options: nosniff` and `Content-Security-Policy:
+sandbox`; verified images and audio go `inline`, everything else as an `attachment`, both
+with an RFC 6266 file name (an ASCII `filename=` and the exact `filename*=UTF-8''...`).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+from urllib.parse import quote
+
+import flask
+from werkzeug.datastructures import Range
+from werkzeug.http import parse_range_header
+
+from im_api.errors import ApiError, Error
+
+CHUNK = 256 * 1024
+SAFE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox",
+    "Accept-Ranges": "bytes",
+    # The URL is signed for one viewer: no shared cache; revalidate with the ETag.
+    "Cache-Control": "private, no-cache",
+}
+
+
+def send(path: Path, media, *, inline: bool) -> flask.Response:
+    """The response to a GET of `media` (its file at `path`) for the current request.
+
+    Everything is read from `media` now, so the body streams after its session ends.
+    Raises RANGE_NOT_SATISFIABLE for a single range outside the file.
+    """
+    request = flask.request
+    headers = {
+        **SAFE_HEADERS,
+        "ETag": f'"{media.sha256}"',
+        "Content-Disposition": content_disposition(media.filename, inline),
+    }
+    if request.if_none_match.contains_weak(media.sha256):
+        return flask.Response(status=304, headers=headers)
+    span = _range(request, media.sha256, media.size)
+    if span is None:
+        start, length, status = 0, media.size, 200
+    else:
+        start, stop = span
+        length, status = stop - start, 206
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{media.size}"
+    headers["Content-Length"] = str(length)
+    body = _FileChunks(path, start, length)
+    return flask.Response(
+        body, status=status, headers=headers, mimetype=media.content_type, direct_passthrough=True
+    )
+
+
+def content_disposition(filename: str, inline: bool) -> str:
+    """An RFC 6266 Content-Disposition: no CR, LF, quote or control reaches the header."""
+    name = "".join(ch for ch in filename if unicodedata.category(ch)[0] != "C") or "download"
+    ascii_name = "".join(
+        ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\%' else "_"
+        for ch in unicodedata.normalize("NFKD", name)
+        if not unicodedata.combining(ch)
+    )
+    encoded = quote(name.encode("utf-8", "replace"), safe="!#$&+^`|~")
+    disposition = "inline" if inline else "attachment"
+    return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"
+
+
+def _range(request: flask.Request, sha256: str, size: int) -> tuple[int, int] | None:
+    """The one byte range asked for, as (start, stop); None to send the whole file."""
+    header = request.headers.get("Range")
+    if header is None:
+        return None
+    if_range = request.if_range
+    if if_range.date is not None or (if_range.etag and if_range.etag != sha256):
+        return None  # the client's copy is another one: it gets the whole file
+    parsed: Range | None = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        return None  # not one byte range: RFC 9110 lets us ignore it
+    span = parsed.range_for_length(size)
+    if span is None:
+        raise ApiError(Error.RANGE_NOT_SATISFIABLE, headers={"Content-Range": f"bytes */{size}"})
+    return span
+
+
+class _FileChunks:
+    """The bytes [start, start + length) of a file, read a chunk at a time as sent."""
+
+    def __init__(self, path: Path, start: int, length: int):
+        self._file = open(path, "rb")  # noqa: SIM115 (closed by the server through close())
+        self._file.seek(start)
+        self._left = length
+
+    def __iter__(self):
+        while self._left > 0:
+            chunk = self._file.read(min(CHUNK, self._left))
+            if not chunk:
+                break
+            self._left -= len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._file.close()
