@@ -1,0 +1,152 @@
+"""What the operations need before they are measured: a clean database, users with tokens,
+a group with messages. Users are made with the project's own helpers; the group through the
+API, so it appears as soon as the group operations are written.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from pony.orm import db_session
+
+from bench.load import multipart
+from im_api import config, security
+from im_api.config import Settings
+from models import database, sessions, users
+
+PASSWORD = "bench password"
+
+
+@dataclass
+class Fixtures:
+    tokens: list[str]
+    names: list[str]  # the token users' name stems (change_name appends one letter)
+    login_names: list[str]
+    group_id: int | None = None
+    member_tokens: list[str] = field(default_factory=list)  # the group's members
+    notes: dict[str, str] = field(default_factory=dict)  # operation: why it is skipped
+
+
+def wipe_postgres(url: str) -> None:
+    """Drop every table of the bench database, so the tables match today's entities."""
+    import psycopg2
+
+    database_name = urlsplit(url).path.lstrip("/")
+    if "bench" not in database_name:
+        raise SystemExit(
+            f"Refusing to wipe PostgreSQL database {database_name!r}: the bench drops its "
+            "tables, so its name must contain 'bench' (e.g. test_bench)."
+        )
+    connection = psycopg2.connect(url)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            for (table,) in cursor.fetchall():
+                cursor.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+    finally:
+        connection.close()
+
+
+def seed(settings: Settings, run_id: str, token_users: int, login_users: int) -> Fixtures:
+    """Bind the database (creating the tables before any server starts) and make the users.
+
+    Token users never log in, so their passwords are hashed at the lowest cost; login users
+    are hashed at the configured cost, which is what every login then pays.
+    """
+    settings.prepare_instance()
+    config.install(settings)
+    security.configure(settings)
+    database.bind(settings)
+    configured_rounds = settings.bcrypt_rounds
+    tokens, names, login_names = [], [], []
+    try:
+        settings.bcrypt_rounds = 4
+        with db_session:
+            for index in range(token_users):
+                stem = f"t{run_id}{index:02d}"
+                user = users.create(stem + "a", PASSWORD)
+                token, _ = sessions.open_session(user)
+                tokens.append(token)
+                names.append(stem)
+        settings.bcrypt_rounds = configured_rounds
+        with db_session:
+            for index in range(login_users):
+                name = f"l{run_id}{index:02d}"
+                users.create(name, PASSWORD)
+                login_names.append(name)
+    finally:
+        settings.bcrypt_rounds = configured_rounds
+    return Fixtures(tokens, names, login_names)
+
+
+def call(port: int, method: str, path: str, token: str | None = None, payload=None,
+         body: bytes = b"", content_type: str | None = None) -> tuple[int, dict]:  # fmt: skip
+    """One request with the standard library; the status and the JSON answer (or {})."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if payload is not None:
+        body, content_type = json.dumps(payload).encode(), "application/json"
+    if content_type:
+        headers["Content-Type"] = content_type
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request(method, path, body=body or None, headers=headers)
+        response = connection.getresponse()
+        raw = response.read()
+    finally:
+        connection.close()
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = {}
+    return response.status, answer if isinstance(answer, dict) else {}
+
+
+def upload(port: int, token: str, group_id: int, content: bytes) -> tuple[int, dict]:
+    content_type, parts = multipart("file", "seed.bin", (content,))
+    path = f"/api/groups/{group_id}/upload_file"
+    return call(port, "POST", path, token, body=b"".join(parts), content_type=content_type)
+
+
+def prepare_group(port: int, fixtures: Fixtures, messages: int) -> None:
+    """A group of all token users with `messages` files in it, made through the API.
+
+    Whatever answers 501 (or fails) is noted against the operations that need it.
+    """
+    owner = fixtures.tokens[0]
+    status, answer = call(port, "POST", "/api/groups", owner, {"name": "bench group"})
+    if status == 501:
+        reason = "groups are not implemented yet (POST /api/groups answers 501)"
+        for operation in ("list_messages", "upload_1mb", "upload_max"):
+            fixtures.notes[operation] = reason
+        return
+    if status not in (200, 201) or "group" not in answer:
+        reason = f"could not create a group: POST /api/groups answered {status} {answer}"
+        for operation in ("list_messages", "upload_1mb", "upload_max"):
+            fixtures.notes[operation] = reason
+        return
+    group_id = fixtures.group_id = answer["group"]["id"]
+    fixtures.member_tokens = [owner]
+    for stem, token in zip(fixtures.names[1:], fixtures.tokens[1:], strict=True):
+        path = f"/api/groups/{group_id}/members"
+        status, answer = call(port, "POST", path, owner, {"name": stem + "a"})
+        if status not in (200, 201):
+            break  # without other members every connection lists as the owner
+        fixtures.member_tokens.append(token)
+    status, answer = upload(port, owner, group_id, b"seed")
+    if status == 501:
+        reason = "uploads are not implemented yet (upload_file answers 501)"
+        fixtures.notes["upload_1mb"] = fixtures.notes["upload_max"] = reason
+    elif status not in (200, 201):
+        reason = f"a 4-byte upload_file answered {status} {answer}"
+        fixtures.notes["upload_1mb"] = fixtures.notes["upload_max"] = reason
+    else:
+        for index in range(messages - 1):
+            upload(port, owner, group_id, f"seed {index}".encode())
+    status, answer = call(port, "GET", f"/api/groups/{group_id}/messages", owner)
+    if status == 501:
+        fixtures.notes["list_messages"] = "the message list is not implemented yet (501)"
+    elif status != 200:
+        fixtures.notes["list_messages"] = f"the message list answered {status} {answer}"

@@ -1,0 +1,149 @@
+"""Turning rounds of load results into the table and the target verdicts."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+
+MB = 1024 * 1024
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+@dataclass
+class Side:
+    """One server's rounds of one operation."""
+
+    rounds: list[dict] = field(default_factory=list)
+    memory_kib: list[int] = field(default_factory=list)  # peak over idle, per round
+
+    @property
+    def count(self) -> int:
+        return sum(r["count"] for r in self.rounds)
+
+    @property
+    def elapsed(self) -> float:
+        return sum(r["elapsed"] for r in self.rounds)
+
+    @property
+    def rps(self) -> float:
+        return self.count / self.elapsed if self.elapsed else 0.0
+
+    def round_rps(self) -> list[float]:
+        return [r["count"] / r["elapsed"] if r["elapsed"] else 0.0 for r in self.rounds]
+
+    @property
+    def latencies(self) -> list[float]:
+        return [latency for r in self.rounds for latency in r["latencies"]]
+
+    @property
+    def errors(self) -> Counter:
+        total: Counter = Counter()
+        for r in self.rounds:
+            total.update(r["errors"])
+        return total
+
+    def error_samples(self) -> dict[str, str]:
+        samples: dict[str, str] = {}
+        for r in self.rounds:
+            for kind, text in r["error_samples"].items():
+                samples.setdefault(kind, text)
+        return samples
+
+    def summary(self) -> dict:
+        latencies = self.latencies
+        return {
+            "requests": self.count,
+            "rps": self.rps,
+            "round_rps": self.round_rps(),
+            "p50_ms": percentile(latencies, 0.50) * 1000,
+            "p99_ms": percentile(latencies, 0.99) * 1000,
+            "errors": dict(self.errors),
+            "error_samples": self.error_samples(),
+            "peak_memory_mib": max(self.memory_kib) / 1024 if self.memory_kib else None,
+        }
+
+
+@dataclass
+class Result:
+    operation: str
+    label: str
+    baseline: Side = field(default_factory=Side)
+    api: Side = field(default_factory=Side)
+    size: int = 0  # upload bytes
+    skipped: str | None = None
+
+    @property
+    def ratio(self) -> float:
+        return self.api.rps / self.baseline.rps if self.baseline.rps else float("nan")
+
+    def round_ratios(self) -> list[float]:
+        return [
+            a / b if b else float("nan")
+            for a, b in zip(self.api.round_rps(), self.baseline.round_rps(), strict=True)
+        ]
+
+    def summary(self) -> dict:
+        return {
+            "operation": self.operation,
+            "label": self.label,
+            "skipped": self.skipped,
+            "size": self.size,
+            "ratio": None if self.skipped else self.ratio,
+            "round_ratios": [] if self.skipped else self.round_ratios(),
+            "baseline": self.baseline.summary(),
+            "im_api": self.api.summary(),
+        }
+
+
+def _number(value: float, digits: int = 1) -> str:
+    return "-" if value != value else f"{value:,.{digits}f}"  # NaN prints as "-"
+
+
+def table(results: list[Result]) -> str:
+    head = (
+        f"{'operation':<22} {'server':<9} {'req/s':>8} {'p50 ms':>9} {'p99 ms':>9} "
+        f"{'errors':>6}  {'ratio (per round)':<20} notes"
+    )
+    lines = [head, "-" * len(head)]
+    for result in results:
+        if result.skipped:
+            lines.append(f"{result.operation:<22} skipped: {result.skipped}")
+            continue
+        for name, side in (("baseline", result.baseline), ("im-api", result.api)):
+            summary = side.summary()
+            ratio = ""
+            if side is result.api:
+                spread = [r for r in result.round_ratios() if r == r]
+                ratio = f"{result.ratio:.2f}"
+                if spread:
+                    ratio += f" ({min(spread):.2f}-{max(spread):.2f})"
+            notes = []
+            if result.size and side.elapsed:
+                notes.append(f"{side.count * result.size / MB / side.elapsed:.1f} MB/s")
+            if summary["peak_memory_mib"] is not None:
+                peak = summary["peak_memory_mib"]
+                times = f" = {peak * MB / result.size:.2f}x size" if result.size else ""
+                notes.append(f"peak +{peak:.1f} MiB{times}")
+            errors = sum(summary["errors"].values())
+            label = result.operation if side is result.baseline else ""
+            lines.append(
+                f"{label:<22} {name:<9} {_number(summary['rps']):>8} "
+                f"{_number(summary['p50_ms']):>9} {_number(summary['p99_ms']):>9} "
+                f"{errors:>6}  {ratio:<20} {', '.join(notes)}"
+            )
+            for kind, sample in summary["error_samples"].items():
+                lines.append(f"{'':<22}   {kind}: {sample[:100]}")
+    return "\n".join(lines)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")

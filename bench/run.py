@@ -1,0 +1,458 @@
+"""The benchmark: the API against a bare Flask baseline, side by side in one run, as ratios.
+
+    python -m bench --quick                  # under two minutes, SQLite
+    python -m bench                          # the full run, for the numbers
+    python -m bench --database-url postgresql://postgres@127.0.0.1:5432/test_bench --workers 2
+
+It starts `im-api serve` and `bench.baseline_app` (same uvicorn, same worker count, same
+database), seeds users, then drives each operation from a separate load process with the
+same fixed number of keep-alive connections, alternating the servers round by round
+(baseline, im-api, baseline, im-api, ...). It prints, per operation and server, requests/s,
+p50 and p99 latency and errors, and the API's throughput as a ratio of the baseline's, then
+the performance targets of the design with the figures measured in the same run. See
+bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import os
+import secrets
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+
+from bench import fixtures, report
+from bench.report import MB, Result
+from bench.servers import REPO, Server, memory_kib, reset_peak
+from im_api.config import Settings
+
+OPERATIONS = {
+    "me": "GET /user/me: token, session, profile",
+    "change_name": "POST /user/change_name: token, session, rename, commit",
+    "login": "POST /user/login: bcrypt check, new session",
+    "register": "POST /user/register: bcrypt hash, new user and session",
+    "list_messages": "GET /groups/{id}/messages: a page of messages",
+    "upload_1mb": "POST /groups/{id}/upload_file: 1 MB",
+    "upload_max": "POST /groups/{id}/upload_file: maximum size",
+    "upload_too_large": "POST /groups/{id}/upload_file: declares twice the maximum",
+}
+BCRYPT_OPERATIONS = {"login", "register"}
+UPLOADS = {"upload_1mb", "upload_max", "upload_too_large"}
+
+
+@dataclass
+class Mode:
+    rounds: int
+    duration: float  # seconds per round, JSON operations
+    bcrypt_duration: float  # seconds per round, login and register
+    warmup: float
+    uploads_1mb: int  # per round
+    uploads_max: int
+    too_large: int
+    messages: int  # in the group whose messages are listed
+
+
+QUICK = Mode(rounds=2, duration=2.5, bcrypt_duration=3.0, warmup=0.5,
+             uploads_1mb=5, uploads_max=1, too_large=10, messages=20)  # fmt: skip
+FULL = Mode(rounds=5, duration=10.0, bcrypt_duration=10.0, warmup=2.0,
+            uploads_1mb=30, uploads_max=3, too_large=50, messages=50)  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark the API against a bare Flask baseline, side by side, as ratios.",
+    )
+    parser.add_argument("--quick", action="store_true", help="short rounds (under two minutes)")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="empty (default): SQLite in a temporary instance folder; or "
+        "postgresql://... of a database whose name contains 'bench' (its tables are dropped)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="uvicorn workers of each server (default 1 on SQLite, the core count on PostgreSQL)",
+    )
+    parser.add_argument(
+        "--connections", type=int, default=16, help="concurrent connections (default 16)"
+    )
+    parser.add_argument(
+        "--bcrypt-rounds",
+        type=int,
+        default=int(os.environ.get("IM_BCRYPT_ROUNDS", "12")),
+        help="bcrypt cost (default IM_BCRYPT_ROUNDS or 12)",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds per server (default 2 quick, 5 full)")
+    parser.add_argument("--duration", type=float, help="seconds per round of a JSON operation")
+    parser.add_argument(
+        "--ops",
+        default=",".join(OPERATIONS),
+        help=f"comma-separated operations (default all: {','.join(OPERATIONS)})",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder and logs")
+    args = parser.parse_args(argv)
+    unknown = set(args.ops.split(",")) - set(OPERATIONS)
+    if unknown:
+        parser.error(f"unknown operations: {', '.join(sorted(unknown))}")
+    return args
+
+
+class LoadProcess:
+    """The load generator (`bench.load`), one task at a time over its stdin and stdout."""
+
+    def __init__(self, env: dict):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.load"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, task: dict, limit: float) -> dict:
+        self.process.stdin.write(json.dumps(task) + "\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], limit)
+        if not ready:
+            self.stop()
+            raise RuntimeError(f"the load process did not finish {task['operation']} in {limit} s")
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the load process exited")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _hash_for(seconds_and_hash: tuple[float, bytes]) -> int:
+    """In a pool process: bcrypt checks for `seconds`; how many were done."""
+    seconds, password_hash = seconds_and_hash
+    done, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        bcrypt.checkpw(b"x" * 44, password_hash)
+        done += 1
+    return done
+
+
+class BcryptProbe:
+    """The bcrypt limit of the design: cores / the time of one hash at the configured cost.
+
+    Also measured: what `cores` processes hashing side by side really achieve right now,
+    which is lower when the other users of this shared machine take CPU.
+    """
+
+    def __init__(self, rounds: int, cores: int):
+        self.cores = cores
+        self.hash = bcrypt.hashpw(b"x" * 44, bcrypt.gensalt(rounds))
+        self.pool = multiprocessing.get_context("spawn").Pool(cores)
+        self.one: list[float] = []
+        self.capacity: list[float] = []
+
+    def measure(self, seconds: float) -> None:
+        for _ in range(3):
+            started = time.perf_counter()
+            bcrypt.checkpw(b"x" * 44, self.hash)
+            self.one.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        done = sum(self.pool.map(_hash_for, [(seconds, self.hash)] * self.cores))
+        self.capacity.append(done / (time.perf_counter() - started))
+
+    @property
+    def one_hash(self) -> float:
+        return statistics.median(self.one)
+
+    @property
+    def limit(self) -> float:
+        return self.cores / self.one_hash
+
+    def close(self) -> None:
+        self.pool.terminate()
+        self.pool.join()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.mode = QUICK if args.quick else FULL
+        if args.rounds:
+            self.mode = dataclasses.replace(self.mode, rounds=args.rounds)
+        if args.duration:
+            self.mode = dataclasses.replace(
+                self.mode, duration=args.duration, bcrypt_duration=args.duration
+            )
+        self.cores = len(os.sched_getaffinity(0))
+        self.postgres = args.database_url.startswith(("postgresql://", "postgres://"))
+        self.workers = args.workers or (self.cores if self.postgres else 1)
+        self.run_id = "".join(
+            secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(4)
+        )
+        self.folder = Path(tempfile.mkdtemp(prefix="im-bench-"))
+        self.servers: dict[str, Server] = {}
+        self.load: LoadProcess | None = None
+        self.probe: BcryptProbe | None = None
+        self.task_number = 0
+        self.idle_rss: dict[int, int] = {}
+
+    def environment(self) -> dict:
+        env = dict(os.environ)
+        env.update(
+            IM_INSTANCE_DIR=str(self.folder / "instance"),
+            IM_DATABASE_URL=self.args.database_url,
+            IM_BCRYPT_ROUNDS=str(self.args.bcrypt_rounds),
+            IM_SECRET_KEYS=secrets.token_urlsafe(32),
+        )
+        return env
+
+    def run(self) -> list[Result]:
+        started = time.monotonic()
+        env = self.environment()
+        settings = Settings.from_env(environ={k: v for k, v in env.items() if k.startswith("IM_")})
+        self.settings = settings
+        if self.postgres:
+            fixtures.wipe_postgres(self.args.database_url)
+        self.fixtures = fixtures.seed(
+            settings, self.run_id, self.args.connections, min(self.args.connections, 4)
+        )
+        self.servers = {
+            "baseline": Server("baseline", "bench.baseline_app", self.workers, env,
+                               self.folder / "baseline.log"),
+            "im-api": Server("im-api", "im_api.cli", self.workers, env, self.folder / "im-api.log"),
+        }  # fmt: skip
+        for server in self.servers.values():
+            server.start()
+        for server in self.servers.values():
+            server.wait_ready()
+        self.load = LoadProcess(env)
+        operations = [name for name in OPERATIONS if name in self.args.ops.split(",")]
+        if {"list_messages", "upload_1mb", "upload_max"} & set(operations):
+            fixtures.prepare_group(self.servers["im-api"].port, self.fixtures, self.mode.messages)
+        print(self.header(), flush=True)
+        results = []
+        for operation in operations:
+            result = self.measure(operation)
+            results.append(result)
+            print(f"  {operation}: {self.progress(result)}", file=sys.stderr, flush=True)
+        print()
+        print(report.table(results))
+        print()
+        print(self.targets(results))
+        print(f"\n(run took {time.monotonic() - started:.0f} s)")
+        if self.args.json:
+            self.args.json.write_text(json.dumps(self.summary(results), indent=2))
+        return results
+
+    def header(self) -> str:
+        database = "PostgreSQL " + self.args.database_url if self.postgres else "SQLite (temporary)"
+        load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+        validation = os.environ.get("IM_VALIDATE_RESPONSES", "off (default)")
+        return (
+            f"bench {'quick' if self.args.quick else 'full'}: {database}, {self.workers} worker(s) "
+            f"per server, {self.args.connections} connections, {self.mode.rounds} rounds per server"
+            f" (baseline and im-api alternating), {self.mode.duration:g} s per JSON round, "
+            f"bcrypt cost {self.args.bcrypt_rounds}, {self.cores} cores, load average {load}, "
+            f"response validation {validation}"
+        )
+
+    @staticmethod
+    def progress(result: Result) -> str:
+        if result.skipped:
+            return "skipped"
+        return f"{result.api.rps:.1f} req/s, {result.ratio:.2f} of baseline"
+
+    # -- one operation ---------------------------------------------------------------------
+
+    def measure(self, operation: str) -> Result:
+        result = Result(operation, OPERATIONS[operation])
+        note = self.fixtures.notes.get(operation)
+        if note:
+            result.skipped = note
+            return result
+        if operation == "upload_too_large" and self.fixtures.group_id is None:
+            self.fixtures.group_id = 1  # refused before routing: no group is needed
+        if operation == "upload_1mb":
+            result.size = MB
+        elif operation == "upload_max":
+            result.size = self.settings.max_file_bytes
+        if operation in UPLOADS:
+            # Before the first upload: memory any upload keeps afterwards counts against it.
+            for server in self.servers.values():
+                for pid in server.worker_pids():
+                    self.idle_rss.setdefault(pid, memory_kib(pid, "VmRSS"))
+        if self.probe_status(operation) == 501:
+            result.skipped = "answers 501 (not implemented yet)"
+            return result
+        if operation not in UPLOADS:
+            for name in self.servers:
+                self.task(operation, name, self.mode.warmup)
+        if operation == "login" and self.probe is None:
+            self.probe = BcryptProbe(self.args.bcrypt_rounds, self.cores)
+        for _ in range(self.mode.rounds):
+            if operation == "login":
+                self.probe.measure(min(2.0, self.mode.bcrypt_duration / 2))
+            for name in ("baseline", "im-api"):
+                side = result.baseline if name == "baseline" else result.api
+                server = self.servers[name]
+                watched = operation in UPLOADS
+                if watched:
+                    for pid in server.worker_pids():
+                        reset_peak(pid)
+                side.rounds.append(self.task(operation, name))
+                if watched:
+                    side.memory_kib.append(
+                        max(
+                            memory_kib(pid, "VmHWM") - self.idle_rss.get(pid, 0)
+                            for pid in server.worker_pids()
+                        )
+                    )
+        return result
+
+    def probe_status(self, operation: str) -> int:
+        """One request of the operation against the API; 501 means not written yet."""
+        answer = self.task(operation, "im-api", duration=60, max_requests=1, connections=1)
+        errors = answer["errors"]
+        return 501 if "HTTP 501" in errors else 0
+
+    def task(self, operation: str, server: str, duration: float | None = None,
+             max_requests: int | None = None, connections: int | None = None) -> dict:  # fmt: skip
+        self.task_number += 1
+        mode = self.mode
+        params = {
+            "tokens": self.fixtures.tokens,
+            "names": self.fixtures.names,
+            "login_names": self.fixtures.login_names,
+            "password": fixtures.PASSWORD,
+            "prefix": f"r{self.run_id}{self.task_number:03x}_",
+            "group_id": self.fixtures.group_id,
+        }
+        timeout = 30.0
+        if operation == "list_messages":
+            params["tokens"] = self.fixtures.member_tokens or self.fixtures.tokens[:1]
+        if operation in UPLOADS:
+            count = {"upload_1mb": mode.uploads_1mb, "upload_max": mode.uploads_max}.get(
+                operation, mode.too_large
+            )
+            sizes = {"upload_1mb": MB, "upload_max": self.settings.max_file_bytes}
+            params["size"] = sizes.get(operation, 2 * self.settings.max_file_bytes)
+            connections = connections or 1
+            max_requests = max_requests or count
+            duration = duration or 300.0
+            timeout = 120.0
+        if duration is None:
+            duration = mode.bcrypt_duration if operation in BCRYPT_OPERATIONS else mode.duration
+        task = {
+            "operation": operation,
+            "host": "127.0.0.1",
+            "port": self.servers[server].port,
+            "connections": connections or self.args.connections,
+            "duration": duration,
+            "max_requests": max_requests or 1_000_000,
+            "timeout": timeout,
+            "params": params,
+        }
+        return self.load.run(task, limit=duration + timeout + 60)
+
+    # -- verdicts --------------------------------------------------------------------------
+
+    def targets(self, results: list[Result]) -> str:
+        by_name = {result.operation: result for result in results}
+        lines = ["Targets (design: Performance targets)"]
+
+        authenticated = by_name.get("change_name") or by_name.get("me")
+        if authenticated and not authenticated.skipped:
+            ratio = authenticated.ratio
+            lines.append(
+                f"  authenticated JSON ({authenticated.operation}) >= 0.80 of bare Flask: "
+                f"{ratio:.2f}  {'MET' if ratio >= 0.8 else 'NOT MET'}"
+            )
+        login = by_name.get("login")
+        if login and not login.skipped and self.probe:
+            probe = self.probe
+            ratio = login.api.rps / probe.limit
+            capacity = statistics.median(probe.capacity)
+            lines.append(
+                f"  login >= 0.90 of the bcrypt limit: {login.api.rps:.2f}/s against "
+                f"{probe.cores} cores / {probe.one_hash * 1000:.0f} ms = {probe.limit:.2f}/s: "
+                f"{ratio:.2f}  {'MET' if ratio >= 0.9 else 'NOT MET'}"
+            )
+            lines.append(
+                f"    ({probe.cores} processes hashing side by side did {capacity:.2f}/s in this"
+                f" run: login reached {login.api.rps / capacity:.2f} of what bcrypt got from "
+                f"this shared machine; baseline login {login.baseline.rps:.2f}/s)"
+            )
+        upload = by_name.get("upload_max")
+        if upload and not upload.skipped and upload.api.memory_kib:
+            times = max(upload.api.memory_kib) * 1024 / upload.size
+            lines.append(
+                f"  maximum-size upload ({upload.size / MB:.0f} MB) <= 1.5x its size in server "
+                f"memory: peak +{max(upload.api.memory_kib) / 1024:.1f} MiB = {times:.2f}x  "
+                f"{'MET' if times <= 1.5 else 'NOT MET'}"
+            )
+        elif upload:
+            lines.append(f"  maximum-size upload: not measured ({upload.skipped})")
+        refused = by_name.get("upload_too_large")
+        if refused and not refused.skipped and refused.api.memory_kib:
+            lines.append(
+                f"  refused too-large upload costs almost no memory: peak "
+                f"+{max(refused.api.memory_kib) / 1024:.1f} MiB"
+            )
+        return "\n".join(lines)
+
+    def summary(self, results: list[Result]) -> dict:
+        return {
+            "mode": "quick" if self.args.quick else "full",
+            "database": "postgresql" if self.postgres else "sqlite",
+            "workers": self.workers,
+            "connections": self.args.connections,
+            "rounds": self.mode.rounds,
+            "bcrypt_rounds": self.args.bcrypt_rounds,
+            "cores": self.cores,
+            "bcrypt_one_hash_s": self.probe.one_hash if self.probe else None,
+            "bcrypt_capacity_per_s": self.probe.capacity if self.probe else None,
+            "results": [result.summary() for result in results],
+        }
+
+    def close(self) -> None:
+        if self.load:
+            self.load.stop()
+        for server in self.servers.values():
+            server.stop()
+        if self.probe:
+            self.probe.close()
+        if self.args.keep:
+            print(f"kept {self.folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bench = Bench(args)
+    try:
+        bench.run()
+    finally:
+        bench.close()
+    return 0

@@ -1,0 +1,116 @@
+"""The two servers under test as child processes, and their memory read from /proc."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """One uvicorn server on a free loopback port, in its own process group."""
+
+    def __init__(self, name: str, module: str, workers: int, env: dict, log: Path):
+        self.name = name
+        self.port = free_port()
+        self.workers = workers
+        self.log = log
+        # `python -m im_api.cli serve` is the `im-api serve` console script, whatever the PATH.
+        subcommand = ["serve"] if module == "im_api.cli" else []
+        self.command = [sys.executable, "-m", module, *subcommand]
+        self.command += ["--host", "127.0.0.1", "--port", str(self.port)]
+        self.command += ["--workers", str(workers), "--log-level", "warning"]
+        path = [str(REPO), env.get("PYTHONPATH", "")]
+        self.env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                connection.request("GET", "/api/health")
+                if connection.getresponse().status == 200 and len(self.worker_pids()) >= 1:
+                    connection.close()
+                    if self._all_workers_up():
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not answer:\n{self.log.read_text()[-3000:]}")
+
+    def _all_workers_up(self) -> bool:
+        return self.workers == 1 or len(self.worker_pids()) >= self.workers
+
+    def worker_pids(self) -> list[int]:
+        """The processes that serve requests: the server itself, or uvicorn's workers."""
+        if self.workers == 1:
+            return [self.process.pid]
+        return [pid for pid in _children(self.process.pid) if b"spawn_main" in _cmdline(pid)]
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        # The group is the one this server was started in (start_new_session): its workers.
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """`VmRSS` (now) or `VmHWM` (peak) of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def reset_peak(pid: int) -> bool:
+    """Restart VmHWM from the current RSS (Linux `clear_refs` 5); False when not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
