@@ -7,6 +7,10 @@ later. The serializers are built by `configure()` from the app factory (no keys 
 
 from __future__ import annotations
 
+import functools
+
+from connexion.security import BearerSecurityHandler
+from connexion.utils import inspect_function_arguments
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from im_api.config import Settings
@@ -56,3 +60,21 @@ def verify_media(media_id: int, signature: str) -> bool:
     except (BadData, ValueError, TypeError, UnicodeError):
         return False
     return signed_id == media_id
+
+
+class CachedBearerSecurityHandler(BearerSecurityHandler):
+    """Connexion's bearer check, without inspecting `token_info`'s signature per request.
+
+    Connexion asks twice per request whether the check function takes `required_scopes` or
+    `request`; the answer never changes, so it is worked out once per function.
+    """
+
+    @staticmethod
+    @functools.cache
+    def _accepts_kwarg(func, keyword: str) -> bool:
+        arguments, has_kwargs = inspect_function_arguments(func)
+        return has_kwargs or keyword in arguments
+
+
+# Connexion's `security_map`: the handler of `type: http, scheme: bearer` schemes.
+SECURITY_MAP = {"bearer": CachedBearerSecurityHandler}
