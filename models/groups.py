@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from pony.orm import TransactionIntegrityError, commit, desc, flush, rollback, select
+from pony.orm import (
+    IntegrityError,
+    TransactionIntegrityError,
+    commit,
+    desc,
+    flush,
+    rollback,
+    select,
+)
 
 from im_api.config import now
 from im_api.errors import ApiError, Error
@@ -90,7 +98,7 @@ def add_member(group: Group, name: str) -> User:
     Membership(group=group, user=user, joined_at=now())
     try:
         commit()
-    except TransactionIntegrityError:
+    except (IntegrityError, TransactionIntegrityError):  # Pony wraps it only sometimes
         rollback()
         raise ApiError(Error.ALREADY_A_MEMBER) from None
     return user

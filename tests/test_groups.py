@@ -344,3 +344,20 @@ def test_messages_of_a_removed_member_stay(client, alice, bob):
     remove(client, alice, group["id"], user_id(client, bob))
     messages = client.get(f"/api/groups/{group['id']}/messages", headers=alice).json()["messages"]
     assert messages[0]["sender"]["name"] == "bob"
+
+
+def test_adding_a_member_a_concurrent_request_just_added_is_409(client, alice, bob, monkeypatch):
+    """The check passes, then the unique (group, user) index refuses the row at commit."""
+    from models.entities import Membership
+
+    group = create(client, alice)
+    assert add(client, alice, group["id"], "bob").status_code == 200
+    real_exists = Membership.exists.__func__
+    calls = []
+
+    def exists_but_the_second_time(cls, *args, **kwargs):
+        calls.append(kwargs)
+        return False if len(calls) == 2 else real_exists(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Membership, "exists", classmethod(exists_but_the_second_time))
+    assert_error(add(client, alice, group["id"], "bob"), 409, 3004)
