@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from pony.orm import TransactionIntegrityError, commit, rollback
+from pony.orm import IntegrityError, TransactionIntegrityError, commit, rollback
 
 from im_api.config import current, now
 from im_api.errors import ApiError, Error, too_many_attempts
@@ -164,10 +164,14 @@ def _ensure_free(name: str | None, email: str | None) -> None:
 
 
 def _commit_unique(name: str | None, email: str | None) -> None:
-    """Commit; a unique index that a concurrent request won becomes the matching 409."""
+    """Commit; a unique index that a concurrent request won becomes the matching 409.
+
+    Pony raises the driver's IntegrityError as it is when the violating row is flushed by
+    `commit()` itself, and wraps it in TransactionIntegrityError when a query flushed first.
+    """
     try:
         commit()
-    except TransactionIntegrityError:
+    except (IntegrityError, TransactionIntegrityError):
         rollback()
         if name is not None and by_name(name) is not None:
             raise ApiError(Error.USERNAME_DUPLICATE) from None
