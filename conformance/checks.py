@@ -1,0 +1,95 @@
+"""How every response the fuzzer gets is judged: all of schemathesis' checks, with the
+contract's error table in mind in two places.
+
+* A documented 501 with code 1011 ("Not implemented yet") is the contract's own answer for an
+  operation not built yet: it is held to the contract (status documented, JSON, the `Error`
+  schema) and nothing more, since such an operation cannot authenticate, validate or act.
+  Once the operation's 501 leaves the spec, a 501 fails `status_code_conformance` and
+  `not_a_server_error` like any other.
+* `positive_data_acceptance`: a request that matches the schema may still break a rule the
+  schema cannot express: a wrong password, a name that does not exist, a wrong email code,
+  file bytes of the wrong kind. The contract answers those with a documented status and a
+  rule code (2000 and above in the `ErrorCode` table). Only a refusal with a protocol code
+  (1xxx: "Invalid request", "Malformed request body", ...) is a finding: it means the server
+  refused data its own contract allows.
+
+Every other check runs exactly as schemathesis ships it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from schemathesis.auths import reauth_and_replay
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+NOT_IMPLEMENTED = 1011
+FIRST_RULE_CODE = 2000
+
+
+def documents(case, status: int) -> bool:
+    """Whether the contract lists `status` among the operation's responses."""
+    return str(status) in case.operation.definition.raw.get("responses", {})
+
+
+def error_code(response) -> int | None:
+    """The envelope's `code`, or None when the body is not one."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, TypeError):
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+def not_implemented_yet(case, response) -> bool:
+    return (
+        response.status_code == 501
+        and documents(case, 501)
+        and error_code(response) == NOT_IMPLEMENTED
+    )
+
+
+def positive_data_acceptance_but_rules(ctx, response, case):
+    """`positive_data_acceptance`, except a documented refusal with a rule code (>= 2000)."""
+    if 400 <= response.status_code < 500 and documents(case, response.status_code):
+        code = error_code(response)
+        if code is not None and code >= FIRST_RULE_CODE:
+            return None
+    return positive_data_acceptance(ctx, response, case)
+
+
+EXCLUDED = [positive_data_acceptance]
+ADDITIONAL = [positive_data_acceptance_but_rules]
+CONFORMANCE_ONLY = [
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+
+
+def validate(case, response, **kwargs) -> None:
+    """Run every check on `response` to `case`; raises schemathesis' FailureGroup on failure."""
+    if not_implemented_yet(case, response):
+        case.validate_response(response, checks=CONFORMANCE_ONLY, **kwargs)
+    else:
+        case.validate_response(
+            response, excluded_checks=EXCLUDED, additional_checks=ADDITIONAL, **kwargs
+        )
+
+
+def call_and_validate(case, **kwargs):
+    """Send `case` (once more with a fresh token if it was answered 401) and validate."""
+    response = case.call(**kwargs)
+    response = reauth_and_replay(
+        case, response, case.operation.schema.reauth_state, lambda: case.call(**kwargs)
+    )
+    validate(case, response, transport_kwargs=kwargs or None)
+    return response
