@@ -40,7 +40,10 @@ def page(group: Group, cursor: str | None, limit: int) -> tuple[list[Message], s
     if cursor is not None:
         before = int(cursor)
         query = query.where(lambda m: m.id < before)
-    found = query.order_by(lambda m: desc(m.id))[: limit + 1]
+    # One query for the messages, then their media and senders in bulk (not one per message).
+    found = query.order_by(lambda m: desc(m.id)).prefetch(Message.media, Message.sender)[
+        : limit + 1
+    ]
     if len(found) <= limit:
         return list(found), None
     return list(found[:limit]), str(found[limit - 1].id)
