@@ -103,9 +103,20 @@ def test_a_declared_length_over_the_limit_is_refused_with_the_limit(client, sett
     assert str(settings.max_json_bytes) in body["info"]
 
 
-def test_a_chunked_json_body_gets_an_envelope_not_a_500(client, settings):
-    """Connexion takes a JSON body without Content-Length for no body at all: a clean 400."""
+def test_a_chunked_json_body_is_read(client, auth):
+    auth.register("alice")
 
+    def chunks():
+        yield b'{"name": "alice", '
+        yield b'"password": "correct horse"}'
+
+    response = client.post(
+        "/api/user/login", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200
+
+
+def test_a_chunked_json_body_over_the_limit_is_413(client, settings):
     def chunks():
         for _ in range(settings.max_json_bytes // 1000 + 5):
             yield b" " * 1000
@@ -113,7 +124,7 @@ def test_a_chunked_json_body_gets_an_envelope_not_a_500(client, settings):
     response = client.post(
         "/api/user/login", content=chunks(), headers={"content-type": "application/json"}
     )
-    assert_envelope(response, 400, 1001)
+    assert_envelope(response, 413, 1007)
 
 
 def test_the_limit_cuts_a_chunked_body_off_as_it_passes_the_limit(settings):
