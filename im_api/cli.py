@@ -109,6 +109,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from models import database
+    from models.mail import parse_mail_url
 
     log_config = _log_config(args.log_level)
     logging.config.dictConfig(log_config)
@@ -121,7 +122,14 @@ def _serve(args: argparse.Namespace) -> int:
     # Tables and the generated secret are made once here, not raced by the workers.
     settings.prepare_instance()
     database.bind(settings)
-    mail = settings.mail_url or f"outbox folder {settings.outbox_dir}"
+    mail = f"outbox folder {settings.outbox_dir}"
+    if settings.mail_url:
+        # A wrong IM_MAIL_URL is said now, not as a 503 at the first code someone asks for.
+        try:
+            mail = str(parse_mail_url(settings.mail_url))
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
     logger.info(
         "Listening on http://%s:%d/api with %d worker(s); database: %s; mail: %s; "
         "Swagger UI: http://%s:%d/api/ui/",
@@ -129,7 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
         args.port,
         args.workers,
         database.describe(settings),
-        _redact(mail),
+        mail,
         args.host,
         args.port,
     )
@@ -168,14 +176,6 @@ def _log_config(level: str) -> dict:
             "connexion": {"level": "DEBUG" if level == "debug" else "WARNING"},
         },
     }
-
-
-def _redact(url: str) -> str:
-    """A mail URL without its password."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return url
 
 
 if __name__ == "__main__":
