@@ -115,13 +115,9 @@ def in_process(**overrides) -> Target:
     database_url = os.environ.get("IM_TEST_DATABASE_URL") or (
         "sqlite:///" + str(folder / "conformance.sqlite")
     )
+    options = {"bcrypt_rounds": 4, "validate_responses": True, **overrides}
     settings = Settings.from_env(
-        environ={},
-        instance_dir=folder / "instance",
-        database_url=database_url,
-        bcrypt_rounds=4,
-        validate_responses=True,
-        **overrides,
+        environ={}, instance_dir=folder / "instance", database_url=database_url, **options
     )
     app = create_app(settings)
     keys = settings.secret_keys
