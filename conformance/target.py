@@ -85,7 +85,23 @@ def _aimed(schema, base_url: str, app):
         schema.config.update(base_url=base_url)
     else:
         schema.app = app
+    schema.hook("map_headers")(_without_transport_headers)
     return schema
+
+
+# Headers that frame or route the HTTP message, not API data. A generated value there (say
+# `Transfer-Encoding: 9`) makes a request no HTTP server can parse: uvicorn answers its own
+# text/plain 400 before the app sees it, which says nothing about the contract.
+TRANSPORT_HEADERS = frozenset(
+    {"connection", "content-length", "expect", "host", "keep-alive", "proxy-connection"}
+    | {"te", "trailer", "transfer-encoding", "upgrade"}
+)
+
+
+def _without_transport_headers(context, headers):
+    if not headers:
+        return headers
+    return {name: value for name, value in headers.items() if name.lower() not in TRANSPORT_HEADERS}
 
 
 def _live_url() -> str:
