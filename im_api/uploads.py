@@ -162,7 +162,9 @@ class _Reader:
 
     def _check_header_size(self) -> None:
         if len(self._header_name) + len(self._header_value) > MAX_HEADER_BYTES:
-            raise ApiError(Error.MALFORMED_BODY, "Malformed request body: a part header is too long")
+            raise ApiError(
+                Error.MALFORMED_BODY, "Malformed request body: a part header is too long"
+            )
 
     def _on_header_end(self) -> None:
         if bytes(self._header_name).strip().lower() == b"content-disposition":
