@@ -128,14 +128,27 @@ _BODY_SCHEMA_VALIDATORS: dict = {}
 _PARAMETER_SCHEMA_VALIDATORS: dict = {}
 
 
+# Where the JSON validator leaves the body it parsed, for the view (`OperationView`).
+PARSED_JSON = "im_api.parsed_json"
+
+
 def with_cached_json_validator(validators: MediaTypeDict) -> MediaTypeDict:
-    """The body validators, the JSON one building its jsonschema validator once per schema."""
+    """The body validators, the JSON one building its jsonschema validator once per schema
+    and leaving the body it parsed in the ASGI scope."""
 
     class CachedJSONBodyValidator(JSONBodyValidator):
         @property
         def _validator(self):
             build = functools.partial(JSONBodyValidator._validator.fget, self)
             return _once_per_schema(_BODY_SCHEMA_VALIDATORS, self._schema, build)
+
+        async def _parse(self, stream, scope: Scope):
+            body = await super()._parse(stream, scope)
+            # UTF-8 text parses as Flask's get_json parses the same bytes; other charsets
+            # (read as declared here, sniffed there) are left to Flask.
+            if self._encoding.lower() in ("utf-8", "utf8"):
+                scope[PARSED_JSON] = body
+            return body
 
     return MediaTypeDict(
         {
@@ -295,6 +308,9 @@ class FlaskDecoratorOnce(FlaskDecorator):
         return wrapper
 
 
+_UNPARSED = object()
+
+
 class OperationView:
     """The Flask view of one operation: Connexion's decorator, decorated once, with a short
     path for the operations most requests go to.
@@ -351,7 +367,11 @@ class OperationView:
         if plan["body"]:
             request = flask.request
             if is_json_mimetype(request.content_type):
-                body = request.get_json(silent=True)
+                # The validator parsed it already; reading it again through a2wsgi would
+                # cost a round trip to the event loop.
+                body = request.environ.get("asgi.scope", {}).get(PARSED_JSON, _UNPARSED)
+                if body is _UNPARSED:
+                    body = request.get_json(silent=True)
             elif request.mimetype in FORM_CONTENT_TYPES:
                 return self.connexion_path(**view_args)
             else:
