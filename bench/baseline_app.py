@@ -1,14 +1,20 @@
 """The baseline: a bare Flask app doing the same database work as the API, without Connexion.
 
-Each route parses the request by hand (JSON body, bearer token, path and query values, file
-parts), checks the token with the same `im_api.security.token_info`, and calls the very
-handler function the API routes to (`handlers.user.change_name`, ...) inside one Pony
-`db_session`, exactly as `im_api.app.in_db_session` does. So the database work is identical
-by construction (for change_name: verify the token, load the session, rename the user,
+Each route parses the request by hand (JSON body, bearer token, path and query values),
+checks the token with the same `im_api.security.token_info`, and calls the very handler
+function the API routes to (`handlers.user.change_name`, ...) inside one Pony `db_session`,
+exactly as `im_api.app.in_db_session` does. So the database work is identical by
+construction (for change_name: verify the token, load the session, rename the user,
 commit), and what the comparison measures is everything Connexion adds around it: routing,
 the middleware stack, request validation against the spec, the security middleware, the
 parameter decorator and the response serialization. A handler that is not written yet
 answers 501 here too.
+
+Uploads are the exception: the API streams the file part to a spool before its handler
+runs (`im_api.uploads`, an ASGI body validator), which a bare Flask app has not got. Here
+Werkzeug parses the multipart body (it spools files to temporary files) and the view copies
+the part into the same kind of spool, then does the handler's database work: the session,
+the membership, the message (`models.messages.send`).
 
 Served like the API: the Flask WSGI app wrapped by `a2wsgi.WSGIMiddleware` with its default
 thread pool (what `connexion.FlaskApp` does) and run by `uvicorn.run` with the same host,
@@ -50,7 +56,37 @@ ROUTES = [
 QUERY_DEFAULTS = {"limit": 50, "cursor": None}
 
 
+def upload_file(group_id, token_info):
+    """The bare-Flask upload: Werkzeug's multipart parsing, then what `handlers.media` does."""
+    from models import groups, messages, sessions
+    from models.storage import Spool
+
+    limit = config.current().max_file_bytes
+    part = request.files.get("file")
+    if part is None:
+        raise ApiError(Error.MISSING_PART, part="file")
+    spool = Spool()
+    try:
+        for chunk in iter(lambda: part.stream.read(1024 * 1024), b""):
+            spool.write(chunk)
+            if spool.size > limit:
+                raise ApiError(Error.MEDIA_TOO_LARGE, part="file", limit=limit)
+        spool.close()
+        sender = sessions.active(token_info).user
+        group = groups.of_member(group_id, sender)
+        message = messages.send(group, sender, "file", spool, part.filename or "")
+        return {"code": 0, "info": "Succeed", **messages.uploaded(message)}, 201
+    finally:
+        spool.discard()  # nothing happens once the spool was kept
+
+
+# Operations the baseline serves with a view of its own instead of the API's handler.
+OWN_VIEWS = {"handlers.media.upload_file": upload_file}
+
+
 def _resolve(operation_id: str):
+    if operation_id in OWN_VIEWS:
+        return OWN_VIEWS[operation_id]
     module_name, _, function_name = operation_id.rpartition(".")
     try:
         module = __import__(module_name, fromlist=[function_name])
@@ -125,6 +161,11 @@ def create_flask_app(settings: Settings | None = None) -> Flask:
         status = error.code or 500
         code = {404: Error.NOT_FOUND, 405: Error.METHOD_NOT_ALLOWED, 413: Error.TOO_LARGE}
         return jsonify(ApiError(code.get(status, Error.INVALID_REQUEST)).body()), status
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        logging.getLogger(__name__).error("Unhandled %s", type(error).__name__, exc_info=error)
+        return jsonify(ApiError(Error.INTERNAL).body()), 500
 
     return app
 

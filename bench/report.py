@@ -24,6 +24,9 @@ class Side:
 
     rounds: list[dict] = field(default_factory=list)
     memory_kib: list[int] = field(default_factory=list)  # peak over idle, per round
+    cpu_seconds: list[float] = field(default_factory=list)  # the server's CPU time, per round
+    others_cores: list[float] = field(default_factory=list)  # cores the rest of the machine
+    # (the load generator, other users) kept busy during the round, on average
 
     @property
     def count(self) -> int:
@@ -51,6 +54,11 @@ class Side:
             total.update(r["errors"])
         return total
 
+    @property
+    def cpu_ms_per_request(self) -> float:
+        count = sum(r["count"] for r in self.rounds[: len(self.cpu_seconds)])
+        return sum(self.cpu_seconds) * 1000 / count if count else float("nan")
+
     def error_samples(self) -> dict[str, str]:
         samples: dict[str, str] = {}
         for r in self.rounds:
@@ -66,6 +74,8 @@ class Side:
             "round_rps": self.round_rps(),
             "p50_ms": percentile(latencies, 0.50) * 1000,
             "p99_ms": percentile(latencies, 0.99) * 1000,
+            "cpu_ms_per_request": self.cpu_ms_per_request,
+            "others_cores": self.others_cores,
             "errors": dict(self.errors),
             "error_samples": self.error_samples(),
             "peak_memory_mib": max(self.memory_kib) / 1024 if self.memory_kib else None,
@@ -83,13 +93,21 @@ class Result:
 
     @property
     def ratio(self) -> float:
-        return self.api.rps / self.baseline.rps if self.baseline.rps else float("nan")
+        """The median of the rounds' ratios (see `round_ratios`): a slower or busier moment
+        of the shared machine hits both servers."""
+        ratios = [r for r in self.round_ratios() if r == r]
+        return statistics.median(ratios) if ratios else float("nan")
 
     def round_ratios(self) -> list[float]:
-        return [
-            a / b if b else float("nan")
-            for a, b in zip(self.api.round_rps(), self.baseline.round_rps(), strict=True)
-        ]
+        """Each im-api round against the baseline rounds just before and just after it
+        (their mean), which cancels a load that rises or falls steadily meanwhile."""
+        api, baseline = self.api.round_rps(), self.baseline.round_rps()
+        ratios = []
+        for index, rps in enumerate(api):
+            around = baseline[index : index + 2]
+            reference = sum(around) / len(around) if around else 0.0
+            ratios.append(rps / reference if reference else float("nan"))
+        return ratios
 
     def summary(self) -> dict:
         return {
@@ -110,13 +128,13 @@ def _number(value: float, digits: int = 1) -> str:
 
 def table(results: list[Result]) -> str:
     head = (
-        f"{'operation':<22} {'server':<9} {'req/s':>8} {'p50 ms':>9} {'p99 ms':>9} "
-        f"{'errors':>6}  {'ratio (per round)':<20} notes"
+        f"{'operation':<18} {'server':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>6} {'cpu ms/req':>10}  {'ratio (rounds)':<17} notes"
     )
     lines = [head, "-" * len(head)]
     for result in results:
         if result.skipped:
-            lines.append(f"{result.operation:<22} skipped: {result.skipped}")
+            lines.append(f"{result.operation:<18} skipped: {result.skipped}")
             continue
         for name, side in (("baseline", result.baseline), ("im-api", result.api)):
             summary = side.summary()
@@ -124,24 +142,25 @@ def table(results: list[Result]) -> str:
             if side is result.api:
                 spread = [r for r in result.round_ratios() if r == r]
                 ratio = f"{result.ratio:.2f}"
-                if spread:
+                if len(spread) > 1:
                     ratio += f" ({min(spread):.2f}-{max(spread):.2f})"
             notes = []
             if result.size and side.elapsed:
                 notes.append(f"{side.count * result.size / MB / side.elapsed:.1f} MB/s")
             if summary["peak_memory_mib"] is not None:
-                peak = summary["peak_memory_mib"]
+                peak = max(0.0, summary["peak_memory_mib"])
                 times = f" = {peak * MB / result.size:.2f}x size" if result.size else ""
                 notes.append(f"peak +{peak:.1f} MiB{times}")
             errors = sum(summary["errors"].values())
             label = result.operation if side is result.baseline else ""
             lines.append(
-                f"{label:<22} {name:<9} {_number(summary['rps']):>8} "
-                f"{_number(summary['p50_ms']):>9} {_number(summary['p99_ms']):>9} "
-                f"{errors:>6}  {ratio:<20} {', '.join(notes)}"
+                f"{label:<18} {name:<9} {_number(summary['rps']):>8} "
+                f"{_number(summary['p50_ms']):>8} {_number(summary['p99_ms']):>8} "
+                f"{errors:>6} {_number(summary['cpu_ms_per_request'], 2):>10}  {ratio:<17} "
+                f"{', '.join(notes)}".rstrip()
             )
             for kind, sample in summary["error_samples"].items():
-                lines.append(f"{'':<22}   {kind}: {sample[:100]}")
+                lines.append(f"{'':<18}   {kind}: {sample[:100]}")
     return "\n".join(lines)
 
 
