@@ -1,9 +1,9 @@
 """Fixtures: each test gets a fresh app, empty tables, its own instance folder and a client.
 
-The database is the SQLite file of the test session unless `IM_TEST_DATABASE_URL` names a
-PostgreSQL server (`postgresql://postgres@127.0.0.1:5432/test`): the same suite runs on
-both. Pony binds one database per process, so tables are emptied between tests instead of
-a new database being made.
+The database is the one `IM_TEST_DATABASE_URL` names: a temporary SQLite file made by the
+root conftest.py unless it is set to a PostgreSQL server
+(`postgresql://postgres@127.0.0.1:5432/test`): the same suite runs on both. Pony binds one
+database per process, so tables are emptied between tests instead of a new database made.
 """
 
 from __future__ import annotations
@@ -24,14 +24,10 @@ from im_api.app import create_app
 from im_api.config import Settings
 from models.database import db
 
-DATABASE_URL = os.environ.get("IM_TEST_DATABASE_URL", "")
-
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
-    if DATABASE_URL:
-        return DATABASE_URL
-    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite")
+def database_url() -> str:
+    return os.environ["IM_TEST_DATABASE_URL"]
 
 
 class Clock:
@@ -209,7 +205,7 @@ def live_server(tmp_path, database_url):
         Settings.from_env(environ={}, instance_dir=tmp_path / "parent", database_url=database_url)
     )
     empty_tables()
-    workers = 2 if DATABASE_URL else 1
+    workers = 1 if database_url.startswith("sqlite") else 2
     server = LiveServer(tmp_path / "instance", database_url, workers=workers).start()
     yield server
     server.stop()
