@@ -137,6 +137,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.ops.split(",")) - set(OPERATIONS)
     if unknown:
         parser.error(f"unknown operations: {', '.join(sorted(unknown))}")
+    postgres = args.database_url.startswith(("postgresql://", "postgres://"))
+    if args.database_url and not postgres:
+        parser.error("--database-url takes a postgresql:// URL (empty: SQLite)")
+    if args.workers and args.workers > 1 and not postgres:
+        parser.error("SQLite serves one worker (as im-api serve): use --database-url for more")
     return args
 
 

@@ -23,14 +23,16 @@ def free_port() -> int:
 class Server:
     """One uvicorn server on a free loopback port, in its own process group."""
 
-    def __init__(self, name: str, module: str, workers: int, env: dict, log: Path):
+    def __init__(
+        self, name: str, module: str, workers: int, env: dict, log: Path, prefix: tuple = ()
+    ):
         self.name = name
         self.port = free_port()
         self.workers = workers
         self.log = log
         # `python -m im_api.cli serve` is the `im-api serve` console script, whatever the PATH.
         subcommand = ["serve"] if module == "im_api.cli" else []
-        self.command = [sys.executable, "-m", module, *subcommand]
+        self.command = [*prefix, sys.executable, "-m", module, *subcommand]
         self.command += ["--host", "127.0.0.1", "--port", str(self.port)]
         self.command += ["--workers", str(workers), "--log-level", "warning"]
         path = [str(REPO), env.get("PYTHONPATH", "")]
