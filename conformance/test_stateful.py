@@ -36,12 +36,14 @@ class LinkFollower:
     failures: list[FailureGroup]
 
     def step(self, input):
-        # The suite's auth provider set its own user's token on every case; a token the link
-        # carried (the user the previous step registered or signed in) is the one to send.
+        # The suite's auth providers marked every case for one of its own accounts; a token the
+        # link carried (the user the previous step registered or signed in) is the one to
+        # send, else the mark becomes a real token.
         if input.transition is not None and AUTHORIZATION in input.applied_parameters:
             carried = input.transition.parameters.get("headers", {}).get("Authorization")
             if carried is not None and isinstance(carried.value, Ok):
                 input.case.headers["Authorization"] = carried.value.ok()
+        auth.resolve(input.case, auth.mark_of(input.case))
         return super().step(input)
 
     def validate_response(self, response, case, additional_checks=None, **kwargs):
