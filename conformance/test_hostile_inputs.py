@@ -266,3 +266,20 @@ def test_wrong_methods_are_405_with_allow(api, users, path, method, methods):
     refused(response, METHOD_NOT_ALLOWED)
     allowed = {part.strip() for part in response.headers["Allow"].split(",")}
     assert allowed - {"HEAD", "OPTIONS"} == methods, response.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=101", "limit=abc", "cursor=x", "cursor=1234567890123456789"],
+    ids=str,
+)
+def test_query_parameters_off_their_schema_are_400_in_one_line(api, users, query):
+    """GET /api/groups/{group_id}/messages: a query parameter off its schema is 400, 1001, and
+    `info` is one line (no schema dump)."""
+    token = users.token()
+    group = api.post("/groups", json={"name": "Params"}, headers=bearer(token)).json()["group"]
+
+    response = api.get(f"/groups/{group['id']}/messages?{query}", headers=bearer(token))
+
+    info = refused(response, INVALID_REQUEST)["info"]
+    assert "\n" not in info and len(info) <= 300, info

@@ -50,7 +50,9 @@ def error_response(error: ApiError) -> ConnexionResponse:
 
 def from_problem(exc: ProblemException) -> ApiError:
     """Connexion's problem+json exceptions, in our codes."""
-    detail = str(exc.detail or exc.title or "")
+    # Connexion's parameter errors go on with jsonschema's dump of the schema and the value;
+    # `info` is one line saying what broke.
+    detail = str(exc.detail or exc.title or "").strip().split("\n", 1)[0]
     if exc.status == 401:
         if "No authorization token" in detail:
             return ApiError(Error.MISSING_TOKEN)
