@@ -8,6 +8,7 @@ with an RFC 6266 file name (an ASCII `filename=` and the exact `filename*=UTF-8'
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 from urllib.parse import quote
@@ -69,6 +70,9 @@ def content_disposition(filename: str, inline: bool) -> str:
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{encoded}"
 
 
+_EMPTY_SUFFIX = re.compile(r"\s*bytes\s*=\s*-0+\s*")
+
+
 def _range(request: flask.Request, sha256: str, size: int) -> tuple[int, int] | None:
     """The one byte range asked for, as (start, stop); None to send the whole file."""
     header = request.headers.get("Range")
@@ -78,9 +82,12 @@ def _range(request: flask.Request, sha256: str, size: int) -> tuple[int, int] | 
     if if_range.date is not None or (if_range.etag and if_range.etag != sha256):
         return None  # the client's copy is another one: it gets the whole file
     parsed: Range | None = parse_range_header(header)
-    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+    # A suffix of zero bytes is valid syntax that no byte satisfies (RFC 9110, 14.1.1);
+    # Werkzeug reads it as malformed, which would send the whole file.
+    empty_suffix = _EMPTY_SUFFIX.fullmatch(header) is not None
+    if not empty_suffix and (parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1):
         return None  # not one byte range: RFC 9110 lets us ignore it
-    span = parsed.range_for_length(size)
+    span = None if empty_suffix else parsed.range_for_length(size)
     if span is None:
         raise ApiError(Error.RANGE_NOT_SATISFIABLE, headers={"Content-Range": f"bytes */{size}"})
     return span
