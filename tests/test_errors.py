@@ -54,27 +54,18 @@ def test_an_invalid_request_never_echoes_the_password(client):
     assert "s3cr3t" not in body["info"]
 
 
-def test_a_body_that_is_not_utf8_is_malformed(client):
+@pytest.mark.parametrize(
+    "content, content_type",
+    [
+        (b'{"name": "\xff\xfe"}', "application/json"),  # not UTF-8
+        (b"{name:", "application/json"),  # not JSON
+        (b'{"name": "alice", "password": "secret1"}', "application/json;charset=no-such"),
+    ],
+    ids=["not-utf8", "not-json", "unknown-charset"],
+)
+def test_a_body_that_cannot_be_read_is_malformed(client, content, content_type):
     response = client.post(
-        "/api/user/login",
-        content=b'{"name": "\xff\xfe"}',
-        headers={"content-type": "application/json"},
-    )
-    assert_envelope(response, 400, 1002)
-
-
-def test_a_body_that_is_not_json_is_malformed(client):
-    response = client.post(
-        "/api/user/login", content=b"{name:", headers={"content-type": "application/json"}
-    )
-    assert_envelope(response, 400, 1002)
-
-
-def test_an_unknown_charset_is_malformed(client):
-    response = client.post(
-        "/api/user/login",
-        content=b'{"name": "alice", "password": "secret1"}',
-        headers={"content-type": "application/json;charset=no-such"},
+        "/api/user/login", content=content, headers={"content-type": content_type}
     )
     assert_envelope(response, 400, 1002)
 
