@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from handlers import SUCCEED
 from models import groups, messages, sessions
-
-SUCCEED = {"code": 0, "info": "Succeed"}
 
 
 def create(body, token_info):

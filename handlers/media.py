@@ -7,10 +7,9 @@ the handler checks membership and keeps it as a message.
 
 from __future__ import annotations
 
+from handlers import SUCCEED
 from im_api import serving, uploads
 from models import groups, media, messages, sessions, storage
-
-SUCCEED = {"code": 0, "info": "Succeed"}
 
 
 def upload_image(group_id, token_info):

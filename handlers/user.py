@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from handlers import SUCCEED
 from im_api import uploads
 from models import codes, media, sessions, users
 from models.present import utc_iso
-
-SUCCEED = {"code": 0, "info": "Succeed"}
 
 
 def _signed_in(user, token, session) -> dict:
