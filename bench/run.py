@@ -16,6 +16,7 @@ bench/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import multiprocessing
@@ -23,6 +24,7 @@ import os
 import secrets
 import select
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -171,13 +173,19 @@ class LoadProcess:
         return json.loads(line)
 
     def stop(self) -> None:
+        """Ends it: at once when idle (its input closes), else after its current task."""
         if self.process.poll() is None:
-            self.process.stdin.close()
+            with contextlib.suppress(OSError):  # a broken pipe: it has gone already
+                self.process.stdin.close()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=2)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
 
 
 def _hash_for(seconds_and_hash: tuple[float, bytes]) -> float:
@@ -205,10 +213,11 @@ class BcryptProbe:
         self.capacity: list[float] = []
 
     def measure(self, seconds: float) -> None:
+        # The CPU time of one hash: what it costs, however busy the machine is meanwhile.
         for _ in range(3):
-            started = time.perf_counter()
+            started = time.thread_time()
             bcrypt.checkpw(b"x" * 44, self.hash)
-            self.one.append(time.perf_counter() - started)
+            self.one.append(time.thread_time() - started)
         self.capacity.append(sum(self.pool.map(_hash_for, [(seconds, self.hash)] * self.cores)))
 
     @property
@@ -288,7 +297,8 @@ class Bench:
         print(report.table(results))
         print()
         print(self.targets(results))
-        print(f"\n(run took {time.monotonic() - started:.0f} s)")
+        load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+        print(f"\n(run took {time.monotonic() - started:.0f} s; load average now {load})")
         if self.args.json:
             self.args.json.write_text(json.dumps(self.summary(results), indent=2))
         return results
@@ -484,16 +494,21 @@ class Bench:
         }
 
     def close(self) -> None:
-        if self.load:
-            self.load.stop()
-        for server in self.servers.values():
-            server.stop()
-        if self.probe:
-            self.probe.close()
-        if self.args.keep:
-            print(f"kept {self.folder}", file=sys.stderr)
-        else:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        # A second Ctrl-C while cleaning up must not leave a server behind.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for server in self.servers.values():
+                server.stop()
+            if self.load:
+                self.load.stop()
+            if self.probe:
+                self.probe.close()
+            if self.args.keep:
+                print(f"kept {self.folder}", file=sys.stderr)
+            else:
+                shutil.rmtree(self.folder, ignore_errors=True)
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
