@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        access_log=False,  # as im-api serve, whose app logs each request itself
     )
     return 0
 
