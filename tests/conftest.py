@@ -145,7 +145,14 @@ def free_port() -> int:
 class LiveServer:
     """A real `im-api serve` process on a free loopback port."""
 
-    def __init__(self, instance_dir: Path, database_url: str, workers: int = 1, **env):
+    def __init__(
+        self,
+        instance_dir: Path,
+        database_url: str,
+        workers: int = 1,
+        log_level: str = "warning",
+        **env,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.env = {
@@ -156,10 +163,16 @@ class LiveServer:
             **env,
         }
         self.workers = workers
+        self.log_level = log_level
         self.log = instance_dir.parent / "server.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> LiveServer:
+        """Start the server and wait until it answers."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> LiveServer:
+        """Start the server process without waiting for it."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable,
@@ -171,11 +184,14 @@ class LiveServer:
             "--workers",
             str(self.workers),
             "--log-level",
-            "warning",
+            self.log_level,
         ]
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> LiveServer:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()}")
@@ -195,6 +211,20 @@ class LiveServer:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+@pytest.fixture
+def new_server():
+    """Make `LiveServer`s (arguments as its own), not started; all are stopped after the test."""
+    made: list[LiveServer] = []
+
+    def make(*args, **kwargs) -> LiveServer:
+        made.append(LiveServer(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,169 @@
+"""A database made by an earlier release upgrades in place with nothing lost.
+
+`tests/fixtures/release_0_1_0/` holds what release 0.1.0 (commit 0e7399d) made through its own
+API, on SQLite (`sqlite/im.sqlite`) and on PostgreSQL (`postgres/dump.sql`): users with and
+without email and avatar, their sessions and tokens, failed logins, email codes (one login
+code left unused), groups, memberships, messages of every kind (one from a cancelled account)
+and the media files. `make.py` there made it; `expected.json` says what it holds.
+
+The test copies the fixture of the run's kind of database (IM_TEST_DATABASE_URL) into a
+scratch database, starts a real `im-api serve` on it (which upgrades on start), and checks:
+
+- no row of the release's tables changed (every column the release had, row for row), and
+  the rows per table before and after (printed: `pytest -s -k upgrades`);
+- through the API: every account logs in with its password, and carol with her unused login
+  code; every token the release issued still works and names its user; ended sessions stay
+  ended; every group shows its members; every message is listed with its kind, sender and
+  file name, and every media file (and avatar) comes back byte for byte.
+
+Extending it when you add a migration (0003, ...):
+
+- The release fixture never changes: it is what deployed databases hold. Your migration
+  must upgrade it, so this test runs your migration on real data as it stands.
+- If the migration fills a new column or table from old rows (say `seq` from message order),
+  add the check to `test_a_database_of_an_earlier_release_upgrades_with_nothing_lost` under
+  "What later migrations made of the release's data", reading the expected values from
+  `expected.json` (message ids, groups, times) rather than from the upgraded database.
+- Old columns you transform on purpose: leave them out of `unchanged_columns()` with a
+  comment, and check their new values instead.
+- When a release of ours ships with a new schema, make its fixture the same way (copy
+  `make.py` to `tests/fixtures/release_X_Y_Z/`, run it against that release's checkout) and
+  add it to `RELEASES`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import httpx
+import pytest
+from databases import Release, Scratch, columns, counts, rows, version
+
+RELEASES = ["release_0_1_0"]
+
+
+@pytest.fixture(params=RELEASES)
+def release(request, tmp_path, database_url):
+    """A copy of a release's database of the run's kind, its media in the instance folder."""
+    fixture = Release(request.param, postgres=database_url.startswith("postgres"))
+    database = Scratch(database_url, tmp_path, "upgrade")
+    fixture.copy_into(database, tmp_path / "instance" / "media")
+    yield fixture, database
+    database.drop()
+
+
+def test_a_database_of_an_earlier_release_upgrades_with_nothing_lost(release, tmp_path, new_server):
+    from models import schema
+
+    fixture, database = release
+    expected = fixture.expected
+    tables = fixture.tables
+    kept = unchanged_columns(database, tables)
+    before_rows, before_counts = rows(database, kept), counts(database, tables)
+    assert before_counts == expected["rows"], "the copy differs from what make.py recorded"
+    assert version(database) == []
+
+    # Two workers on PostgreSQL: the parent process upgrades before they start.
+    workers = 2 if database.postgres else 1
+    server = new_server(
+        tmp_path / "instance", database.url, workers, "info", **fixture.server_env()
+    ).start()
+    log = server.log.read_text()
+    assert log.count("Database schema:") == 1, log
+    assert f"upgraded from 0001 to {schema.HEAD}" in log
+    after_counts = counts(database, tables)
+    print(f"\n{expected['database']} rows per table, before -> after the upgrade:")
+    for table in tables:
+        print(f"  {table:13} {before_counts[table]:3} -> {after_counts[table]:3}")
+    assert version(database) == [schema.HEAD]
+    assert rows(database, kept) == before_rows
+    assert after_counts == before_counts
+
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        _every_token_works(http, expected, fixture.folder / "media")
+        _every_message_and_file_is_there(http, expected, fixture.folder / "media")
+        _every_account_logs_in(http, expected)
+    # What later migrations made of the release's data: checks go here (see above).
+
+
+def unchanged_columns(database: Scratch, tables: list[str]) -> dict[str, list[str]]:
+    """The columns of each release table whose values must come through unchanged: all of
+    them, as the release had them (read before the upgrade)."""
+    return columns(database, tables)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _every_token_works(http: httpx.Client, expected: dict, media: Path) -> None:
+    for user in expected["users"]:
+        for token in user["tokens"]:
+            me = http.get("/user/me", headers=_bearer(token))
+            assert me.status_code == 200, me.text
+            shown = me.json()["user"]
+            assert (shown["id"], shown["name"], shown["email"]) == (
+                user["id"],
+                user["name"],
+                user["email"],
+            )
+            assert (shown["avatar_url"] is None) == (user["avatar"] is None)
+            if user["avatar"]:
+                _same_file(http, shown["avatar_url"], user["avatar"], media)
+        for token in user["ended_tokens"]:
+            assert http.get("/user/me", headers=_bearer(token)).status_code == 401
+    for user in expected["cancelled_users"]:
+        for token in user["ended_tokens"]:
+            assert http.get("/user/me", headers=_bearer(token)).status_code == 401
+
+
+def _every_message_and_file_is_there(http: httpx.Client, expected: dict, media: Path) -> None:
+    tokens = {user["name"]: user["tokens"][0] for user in expected["users"]}
+    for group in expected["groups"]:
+        for member in group["members"]:
+            answer = http.get(f"/groups/{group['id']}", headers=_bearer(tokens[member]))
+            assert answer.status_code == 200, answer.text
+            shown = answer.json()["group"]
+            assert shown["name"] == group["name"]
+            assert sorted(m["name"] for m in shown["members"]) == sorted(group["members"])
+        owner = tokens[group["owner"]]
+        listed = http.get(f"/groups/{group['id']}/messages?limit=100", headers=_bearer(owner))
+        assert listed.status_code == 200, listed.text
+        messages = {m["id"]: m for m in listed.json()["messages"]}
+        sent = [m for m in expected["messages"] if m["group_id"] == group["id"]]
+        assert sorted(messages) == sorted(m["id"] for m in sent)
+        for message in sent:
+            shown = messages[message["id"]]
+            assert shown["kind"] == message["kind"]
+            assert shown["sender"]["name"] == (message["sender"] or "deleted user")
+            assert shown["media_id"] == message["media_id"]
+            assert (shown["filename"], shown["content_type"], shown["size"]) == (
+                message["filename"],
+                message["content_type"],
+                message["size"],
+            )
+            _same_file(http, shown["url"], message, media)
+
+
+def _every_account_logs_in(http: httpx.Client, expected: dict) -> None:
+    for user in expected["users"]:
+        answer = http.post("/user/login", json={"name": user["name"], "password": user["password"]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["user"]["id"] == user["id"]
+    code = expected["login_code"]
+    answer = http.post("/user/login", json={"email": code["email"], "security_code": code["code"]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["user"]["name"] == code["name"]
+    for user in expected["cancelled_users"]:
+        answer = http.post("/user/login", json={"name": user["name"], "password": user["password"]})
+        assert answer.status_code == 400
+
+
+def _same_file(http: httpx.Client, url: str, facts: dict, media: Path) -> None:
+    """The media at the signed `url` is, byte for byte, the file the release was sent (its
+    SHA-256 recorded by make.py) and kept (the fixture's media folder)."""
+    fetched = http.get(url.removeprefix("/api"))
+    assert fetched.status_code == 200, fetched.text
+    assert hashlib.sha256(fetched.content).hexdigest() == facts["sha256"]
+    assert fetched.content == (media / facts["sha256"]).read_bytes()
