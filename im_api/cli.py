@@ -24,6 +24,9 @@ settings (environment variables; the README lists every one with its default):
   IM_SECRET_KEYS     comma-separated signing keys, newest first (default: one is
                      generated on first start and kept in the instance folder)
   IM_BCRYPT_ROUNDS   bcrypt cost (default 12)
+  IM_MIGRATE_ON_START
+                     true (default): 'serve' upgrades the database schema on
+                     start; false: it refuses a database behind this version
 """
 
 
@@ -44,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         description="Start the HTTP server: the API under http://HOST:PORT/api, Swagger UI at\n"
         "/api/ui/, the spec at /api/openapi.json, liveness at /api/health. On start it logs\n"
         "where it listens, the database and the mail setting; then one line per request\n"
-        "(method, path, status, time). Missing tables and folders are created.",
+        "(method, path, status, time). Missing folders are created, and the database schema\n"
+        "is upgraded as by 'im-api migrate', once, before the workers start (unless\n"
+        "IM_MIGRATE_ON_START=false: then a database behind this version is refused). A\n"
+        "database newer than this version is always refused.",
         epilog=SETTINGS_HELP + "\nexamples:\n"
         "  im-api serve                              # http://127.0.0.1:8000/api, SQLite\n"
         "  im-api serve --host 0.0.0.0 --port 8080   # reachable from other machines\n"
@@ -73,11 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     commands.add_parser(
-        "init-db",
-        help="create the instance folder and the database tables, then exit",
-        description="Create the instance folder (IM_INSTANCE_DIR), the generated secret when\n"
-        "IM_SECRET_KEYS is empty, and the missing database tables, then exit. 'serve' does\n"
-        "the same on start; this prepares a database ahead of time.",
+        "migrate",
+        aliases=["init-db"],
+        help="create the instance folder and upgrade the database schema, then exit",
+        description="Create the instance folder (IM_INSTANCE_DIR) and, when IM_SECRET_KEYS is\n"
+        "empty, the generated secret; then bring the database tables to the newest schema\n"
+        "version and say what was done (from which version to which, or that it was\n"
+        "current), then exit. An empty database gets every table; one made by release\n"
+        "0.1.0 (no version recorded) is adopted as version 0001, its data untouched, then\n"
+        "upgraded. A database newer than this im-api (a version it does not know) is\n"
+        "refused: exit status 2, with both versions named. 'serve' does the same on start\n"
+        "unless IM_MIGRATE_ON_START=false. Several processes may run it at once: one\n"
+        "migrates, the others wait and find it done. 'init-db' is its former name.",
         epilog=SETTINGS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -85,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    return _init_db()
+    return _migrate()
 
 
 def _version() -> str:
@@ -95,12 +108,16 @@ def _version() -> str:
         return "unknown"
 
 
-def _init_db() -> int:
-    from models import database
+def _migrate() -> int:
+    from models import database, schema
 
     settings = Settings.from_env()
     settings.prepare_instance()
-    database.bind(settings)
+    try:
+        print(schema.upgrade(settings))
+    except schema.SchemaError as error:
+        print(error, file=sys.stderr)
+        return 2
     print(f"Instance folder {settings.instance_dir} ready; database: {database.describe(settings)}")
     return 0
 
@@ -108,7 +125,7 @@ def _init_db() -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from models import database
+    from models import database, schema
     from models.mail import parse_mail_url
 
     log_config = _log_config(args.log_level)
@@ -119,9 +136,15 @@ def _serve(args: argparse.Namespace) -> int:
             "SQLite serves one worker; set IM_DATABASE_URL to PostgreSQL for more.", file=sys.stderr
         )
         return 2
-    # Tables and the generated secret are made once here, not raced by the workers.
+    # The generated secret and the schema are made here, once, before the workers start.
     settings.prepare_instance()
-    database.bind(settings)
+    try:
+        if settings.migrate_on_start:
+            logger.info("%s", schema.upgrade(settings))
+        database.bind(settings)  # checks the version, then Pony checks the tables
+    except schema.SchemaError as error:
+        print(error, file=sys.stderr)
+        return 2
     mail = f"outbox folder {settings.outbox_dir}"
     if settings.mail_url:
         # A wrong IM_MAIL_URL is said now, not as a 503 at the first code someone asks for.
@@ -174,6 +197,8 @@ def _log_config(level: str) -> dict:
             "uvicorn": {"handlers": [], "propagate": True},
             # Connexion says at INFO why each 401 happened; the access line is enough.
             "connexion": {"level": "DEBUG" if level == "debug" else "WARNING"},
+            # One line of ours says what the migrations did (models.schema.Upgrade).
+            "alembic": {"level": "DEBUG" if level == "debug" else "WARNING"},
         },
     }
 

@@ -43,6 +43,7 @@ class Settings:
     max_avatar_bytes: int = 2 * MB
     validate_responses: bool = False
     db_pool_size: int = 10
+    migrate_on_start: bool = True  # false: the server refuses a database behind the code
     clock: Callable[[], datetime] = utc_now
 
     @property
@@ -56,6 +57,17 @@ class Settings:
     @property
     def sqlite_path(self) -> Path:
         return self.instance_dir / "im.sqlite"
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite file in use, absolute (a relative `sqlite:///PATH` is taken from the
+        working folder); None for PostgreSQL. Raises ValueError for any other URL."""
+        url = self.database_url
+        if url.startswith(("postgresql://", "postgres://")):
+            return None
+        if url and not url.startswith("sqlite:///"):
+            raise ValueError("IM_DATABASE_URL must be empty, sqlite:///PATH or postgresql://...")
+        return Path(url[len("sqlite:///") :]).resolve() if url else self.sqlite_path.resolve()
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:

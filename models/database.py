@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from pony.orm import Database
+from pony.orm import Database, DBException
 
 from im_api.config import Settings
+from models import schema
 
 logger = logging.getLogger(__name__)
 
@@ -25,21 +26,33 @@ def describe(settings: Settings) -> str:
 
 
 def bind(settings: Settings) -> None:
-    """Bind `db` and create missing tables; once per process (Pony binds only once)."""
+    """Bring the schema to the newest version (or check it is there, per
+    `settings.migrate_on_start`), then bind `db` to it; once per process (Pony binds once).
+
+    Pony only checks that the tables and columns it maps exist: the migrations own the
+    schema (models.schema). Raises models.schema.SchemaError when the database cannot be
+    served: a version newer than this code, behind it with migrations off on start, or
+    tables that do not match the version recorded.
+    """
     from models import entities  # noqa: F401  (declares the entities on `db`)
 
     if db.provider is not None:
         return
-    url = settings.database_url
-    if url.startswith(("postgresql://", "postgres://")):
-        db.bind(provider="postgres", dsn=url)
-    elif url.startswith("sqlite:///") or not url:
-        path = url[len("sqlite:///") :] if url else str(settings.sqlite_path)
-        db.bind(provider="sqlite", filename=path, create_db=True)
-        _tune_sqlite()
+    done = schema.prepare(settings)
+    if done is not None and done.changed:
+        logger.info("%s", done)
+    path = settings.sqlite_file
+    if path is None:
+        db.bind(provider="postgres", dsn=settings.database_url)
     else:
-        raise ValueError("IM_DATABASE_URL must be empty, sqlite:///PATH or postgresql://...")
-    db.generate_mapping(create_tables=True)
+        db.bind(provider="sqlite", filename=str(path), create_db=True)
+        _tune_sqlite()
+    try:
+        db.generate_mapping(create_tables=False, check_tables=True)
+    except DBException as error:
+        raise schema.SchemaError(
+            f"The database's tables do not match schema version {schema.HEAD}: {error}"
+        ) from error
     logger.debug("Database bound: %s", describe(settings))
 
 
