@@ -1,4 +1,10 @@
-"""The entities. Times are naive UTC datetimes from the configured clock."""
+"""The entities. Times are naive UTC datetimes from the configured clock.
+
+The tables are made and changed by the migrations in models/migrations/, never by Pony: a
+change here needs a migration that makes the same change (tests/test_schema.py compares the
+newest schema with what Pony would map these entities to). Ids are 64-bit (`size=64`,
+BIGINT on PostgreSQL since migration 0002; SQLite's INTEGER PRIMARY KEY is already).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from models.database import db
 
 
 class User(db.Entity):
-    id = PrimaryKey(int, auto=True)
+    id = PrimaryKey(int, auto=True, size=64)
     name = Required(str, 16)
     # The name lower-cased: the unique index that makes names unique ignoring case.
     name_key = Required(str, 16, unique=True)
@@ -28,6 +34,7 @@ class User(db.Entity):
 
 
 class Session(db.Entity):
+    id = PrimaryKey(int, auto=True, size=64)
     key = Required(str, 64, unique=True)
     user = Required(User)
     created_at = Required(datetime)
@@ -35,6 +42,7 @@ class Session(db.Entity):
 
 
 class LoginFailure(db.Entity):
+    id = PrimaryKey(int, auto=True, size=64)
     user = Required(User, index=True)
     at = Required(datetime)
 
@@ -42,6 +50,7 @@ class LoginFailure(db.Entity):
 class EmailCode(db.Entity):
     """The code last sent for one (email, purpose); a new code replaces the row."""
 
+    id = PrimaryKey(int, auto=True, size=64)
     email = Required(str, 254)
     purpose = Required(str, 16)
     code_hash = Required(str, 64)
@@ -53,7 +62,7 @@ class EmailCode(db.Entity):
 
 
 class Group(db.Entity):
-    id = PrimaryKey(int, auto=True)
+    id = PrimaryKey(int, auto=True, size=64)
     name = Required(str, 64)
     owner = Required(User, reverse="owned_groups")
     created_at = Required(datetime)
@@ -62,7 +71,7 @@ class Group(db.Entity):
 
 
 class Membership(db.Entity):
-    id = PrimaryKey(int, auto=True)
+    id = PrimaryKey(int, auto=True, size=64)
     group = Required(Group)
     user = Required(User)
     joined_at = Required(datetime)
@@ -72,7 +81,7 @@ class Membership(db.Entity):
 class Media(db.Entity):
     """One stored upload; `sha256` names its file, which identical uploads share."""
 
-    id = PrimaryKey(int, auto=True)
+    id = PrimaryKey(int, auto=True, size=64)
     sha256 = Required(str, 64, index=True)
     size = Required(int, size=64)
     content_type = Required(str, 128)
@@ -85,7 +94,7 @@ class Media(db.Entity):
 
 
 class Message(db.Entity):
-    id = PrimaryKey(int, auto=True)
+    id = PrimaryKey(int, auto=True, size=64)
     group = Required(Group, index=True)
     # None once the sender cancelled the account: the message stays, from a deleted user.
     sender = Optional(User, reverse="messages")

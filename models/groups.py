@@ -18,10 +18,6 @@ from models import media
 from models.entities import Group, Membership, User
 from models.present import utc_iso
 
-# Row ids are 32-bit (Pony's int primary keys; SERIAL on PostgreSQL), while the contract's
-# ids go up to 2**53 - 1: a larger id names nothing, and Pony refuses to even look it up.
-MAX_ROW_ID = 2**31 - 1
-
 
 def view(group: Group) -> dict:
     """The group with its members, in the order they joined."""
@@ -74,7 +70,7 @@ def of_member(group_id: int, user: User) -> Group:
     Raises GROUP_NOT_FOUND when there is no such group, NOT_A_MEMBER when the user is not
     in it.
     """
-    group = Group.get(id=group_id) if group_id <= MAX_ROW_ID else None
+    group = Group.get(id=group_id)
     if group is None:
         raise ApiError(Error.GROUP_NOT_FOUND)
     if not Membership.exists(group=group, user=user):
@@ -112,11 +108,7 @@ def remove_member(group: Group, by: User, user_id: int) -> None:
     """
     if user_id != by.id and group.owner != by:
         raise ApiError(Error.OWNER_ONLY)
-    membership = None
-    if user_id <= MAX_ROW_ID:
-        membership = select(
-            m for m in Membership if m.group == group and m.user.id == user_id
-        ).first()
+    membership = select(m for m in Membership if m.group == group and m.user.id == user_id).first()
     if membership is None:
         raise ApiError(Error.MEMBER_NOT_FOUND)
     leave(group, membership.user)

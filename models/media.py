@@ -77,7 +77,6 @@ MARKUP = re.compile(
     rb"<(?:!doctype|html|head|body|script|svg|iframe|object|embed)[\s/>]", re.IGNORECASE
 )
 OCTET_STREAM = "application/octet-stream"
-MAX_ROW_ID = 2**31 - 1  # Pony's int primary keys are 32-bit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +186,7 @@ def by_signed_link(media_id: int, signature: str) -> Media:
     """
     if not security.verify_media(media_id, signature):
         raise ApiError(Error.BAD_MEDIA_LINK)
-    media = Media.get(id=media_id) if media_id <= MAX_ROW_ID else None
+    media = Media.get(id=media_id)
     if media is None or not storage.path_of(media.sha256).is_file():
         raise ApiError(Error.MEDIA_NOT_FOUND)
     return media

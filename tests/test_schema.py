@@ -257,10 +257,10 @@ def test_two_servers_started_at_once_on_an_empty_database_make_the_schema_once(
     assert (len(made), len(found)) == (1, 1), logs
     assert version(scratch) == [head()]
     if ddl:
-        creates = ddl.commands("CREATE TABLE")
-        assert sorted(creates) == sorted(set(creates))  # no table made twice
-        assert len(creates) == len(catalog(scratch)) + 1  # + alembic_version
-        assert ddl.attempts() == len(ddl.commands()), "a DDL command was tried and undone"
+        tables = ddl.made("CREATE TABLE")
+        assert sorted(tables) == sorted(set(tables))  # no table made twice
+        assert len(tables) == len(catalog(scratch)) + 1  # and alembic_version
+        assert ddl.attempts() == ddl.statements(), "a DDL statement was tried and undone"
         assert len(ddl.connections()) == 1
 
 
@@ -313,11 +313,12 @@ def _fingerprint(scratch: Scratch):
 
 
 class DdlLog:
-    """PostgreSQL event triggers that keep every DDL command run on the database.
+    """PostgreSQL event triggers that keep every DDL statement run on the database.
 
-    `audit.ddl` holds the commands that committed, with the connection (backend pid) that ran
-    them; the sequence `audit.tries` counts every command begun, committed or rolled back
-    (sequences ignore rollbacks), so a DDL statement that failed or was undone shows.
+    `audit.statements` holds the statements that committed, with the connection (backend
+    pid) that ran them, and `audit.objects` what they made; the sequence `audit.tries` counts
+    every statement begun, committed or rolled back (sequences ignore rollbacks), so one that
+    failed or was undone shows as a difference.
     """
 
     def __init__(self, scratch: Scratch):
@@ -325,14 +326,14 @@ class DdlLog:
         scratch.execute(
             "CREATE SCHEMA audit;"
             "CREATE SEQUENCE audit.tries;"
-            "CREATE TABLE audit.ddl (tag text, object text, pid int DEFAULT pg_backend_pid());"
+            "CREATE TABLE audit.statements (tag text, pid int DEFAULT pg_backend_pid());"
+            "CREATE TABLE audit.objects (tag text, object text);"
             "CREATE FUNCTION audit.begun() RETURNS event_trigger LANGUAGE plpgsql AS "
             "$$ BEGIN PERFORM nextval('audit.tries'); END $$;"
             "CREATE FUNCTION audit.done() RETURNS event_trigger LANGUAGE plpgsql AS $$ "
-            "DECLARE r record; BEGIN "
-            "FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP "
-            "INSERT INTO audit.ddl (tag, object) VALUES (r.command_tag, r.object_identity); "
-            "END LOOP; END $$;"
+            "BEGIN INSERT INTO audit.statements (tag) VALUES (TG_TAG); "
+            "INSERT INTO audit.objects SELECT command_tag, object_identity "
+            "FROM pg_event_trigger_ddl_commands(); END $$;"
             "CREATE EVENT TRIGGER ddl_begun ON ddl_command_start EXECUTE FUNCTION audit.begun();"
             "CREATE EVENT TRIGGER ddl_done ON ddl_command_end EXECUTE FUNCTION audit.done();"
         )
@@ -346,12 +347,17 @@ class DdlLog:
         """DDL statements begun since the log was set up."""
         return self._tries() - self.baseline
 
-    def commands(self, tag: str | None = None) -> list[str]:
-        found = self.scratch.execute("SELECT tag, object FROM audit.ddl")
-        return [f"{t} {o}" for t, o in found if tag is None or t == tag]
+    def statements(self) -> int:
+        """DDL statements that ran and committed."""
+        return self.scratch.execute("SELECT count(*) FROM audit.statements")[0][0]
+
+    def made(self, tag: str) -> list[str]:
+        """The objects made by committed statements, e.g. `made("CREATE TABLE")`."""
+        found = self.scratch.execute("SELECT object FROM audit.objects WHERE tag = :t", t=tag)
+        return [object_ for (object_,) in found]
 
     def connections(self) -> set[int]:
-        return {pid for (pid,) in self.scratch.execute("SELECT DISTINCT pid FROM audit.ddl")}
+        return {pid for (pid,) in self.scratch.execute("SELECT pid FROM audit.statements")}
 
 
 class MigrationLock:
