@@ -13,7 +13,7 @@ def test_im_api_help_lists_every_subcommand():
     output = subprocess.run(
         [sys.executable, "-m", "im_api.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert "serve" in output and "init-db" in output
+    assert "serve" in output and "migrate" in output
 
 
 def test_the_server_serves_health_the_ui_and_the_spec(live_server):

@@ -1,8 +1,9 @@
 """What someone running `im-api` sees: complete help, and a readable server log.
 
-The log says on start where the server listens, which database and mail setting it uses and
-where Swagger UI is, then one line per request (`POST /api/user/register 200 12.3 ms`) from
-im_api.access_log, and none from uvicorn's own access log.
+The log says on start what was done to the database schema, where the server listens, which
+database and mail setting it uses and where Swagger UI is, then one line per request
+(`POST /api/user/register 200 12.3 ms`) from im_api.access_log, and none from uvicorn's own
+access log.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ def im_api_cli(*args: str) -> str:
 def test_im_api_help_names_the_commands_and_the_settings():
     """`im-api --help` lists the subcommands and the IM_* settings other tools rely on."""
     text = im_api_cli("--help")
-    for word in ("serve", "init-db", "--version", "IM_INSTANCE_DIR", "IM_DATABASE_URL"):
+    for word in ("serve", "migrate", "--version", "IM_INSTANCE_DIR", "IM_DATABASE_URL"):
         assert word in text
-    for word in ("IM_MAIL_URL", "IM_SECRET_KEYS", "IM_BCRYPT_ROUNDS"):
+    for word in ("IM_MAIL_URL", "IM_SECRET_KEYS", "IM_BCRYPT_ROUNDS", "IM_MIGRATE_ON_START"):
         assert word in text
 
 
@@ -49,10 +50,13 @@ def test_im_api_serve_help_names_options_defaults_and_urls():
         assert word in text
 
 
-def test_im_api_init_db_help_says_what_it_creates():
-    text = im_api_cli("init-db", "--help")
+@pytest.mark.parametrize("command", ["migrate", "init-db"])
+def test_im_api_migrate_help_says_what_it_creates_and_upgrades(command):
+    """`init-db`, the command's former name, is the same command."""
+    text = " ".join(im_api_cli(command, "--help").split())
     assert "IM_INSTANCE_DIR" in text
-    assert "tables" in text
+    assert "newest schema version" in text
+    assert "A database newer than this im-api (a version it does not know) is refused" in text
 
 
 async def _app(scope, receive, send):
@@ -127,6 +131,9 @@ def test_serve_logs_where_it_listens_and_one_line_per_request(tmp_path):
         f"database: SQLite at {instance / 'im.sqlite'}; mail: outbox folder {instance / 'outbox'}; "
         f"Swagger UI: http://127.0.0.1:{port}/api/ui/"
     ) in log
+    from models.schema import HEAD
+
+    assert f"Database schema: made version {HEAD} on an empty database" in log
     assert "HTTP/1.1" not in log, "uvicorn's own access log is on"
     if "AccessLogMiddleware" not in Path(im_api.app.__file__).read_text():
         pytest.skip("im_api/app.py does not install im_api.access_log.AccessLogMiddleware yet")
