@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -175,6 +176,37 @@ def test_migrate_refuses_a_database_with_some_of_our_tables_and_no_version(scrat
     assert result.returncode != 0
     assert "no schema version" in result.stderr
     assert version(scratch) == []
+
+
+def test_a_migration_that_fails_leaves_the_database_as_it_was(scratch, tmp_path, monkeypatch):
+    """All the migrations of an upgrade run in one transaction, DDL included (on SQLite too)."""
+    from models import schema
+
+    upgrade(scratch, tmp_path)
+    before = catalog(scratch)
+    migrations = tmp_path / "migrations"
+    shutil.copytree(schema.MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    (migrations / "versions" / "9001_breaks_halfway.py").write_text(
+        textwrap.dedent(
+            f"""
+            import sqlalchemy as sa
+            from alembic import op
+
+            revision, down_revision = "9001", {head()!r}
+
+            def upgrade():
+                op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+                op.add_column({scratch.table("User")!r}, sa.Column("nickname", sa.String(16)))
+                raise RuntimeError("the migration breaks halfway")
+            """
+        )
+    )
+    monkeypatch.setattr(schema, "MIGRATIONS", migrations)
+    settings = Settings.from_env(environ={}, instance_dir=tmp_path / "x", database_url=scratch.url)
+    with pytest.raises(RuntimeError, match="breaks halfway"):
+        schema.upgrade(settings)
+    assert version(scratch) == [head()]
+    assert catalog(scratch) == before
 
 
 # -- A database newer than the code, or behind it ------------------------------------------
