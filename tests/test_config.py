@@ -52,3 +52,20 @@ def test_a_configured_secret_is_used_and_none_is_written(tmp_path):
     settings.prepare_instance()
     assert settings.secret_keys == ["configured"]
     assert not (settings.instance_dir / "secret_key").exists()
+
+
+def test_migrations_run_on_start_unless_turned_off():
+    assert Settings.from_env({}).migrate_on_start is True
+    assert Settings.from_env({"IM_MIGRATE_ON_START": "false"}).migrate_on_start is False
+
+
+def test_the_sqlite_file_is_absolute_and_relative_paths_start_at_the_working_folder(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    relative = Settings.from_env({"IM_DATABASE_URL": "sqlite:///data/im.sqlite"})
+    assert relative.sqlite_file == tmp_path / "data" / "im.sqlite"
+    default = Settings.from_env({"IM_INSTANCE_DIR": "inst"})
+    assert default.sqlite_file == tmp_path / "inst" / "im.sqlite"
+    postgres = Settings.from_env({"IM_DATABASE_URL": "postgresql://im@db:5432/im"})
+    assert postgres.sqlite_file is None
