@@ -141,7 +141,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         if settings.migrate_on_start:
             logger.info("%s", schema.upgrade(settings))
-        database.bind(settings)  # checks the version, then Pony checks the tables
+        # Finds the version current (with IM_MIGRATE_ON_START=false, refuses one behind);
+        # then Pony checks the tables. Each worker's app does the same and finds it done.
+        database.bind(settings)
     except schema.SchemaError as error:
         print(error, file=sys.stderr)
         return 2
