@@ -2,7 +2,8 @@
 
 The database is the one `IM_TEST_DATABASE_URL` names: a temporary SQLite file made by the
 root conftest.py unless it is set to a PostgreSQL server
-(`postgresql://postgres@127.0.0.1:5432/test`): the same suite runs on both. Pony binds one
+(`postgresql://postgres@127.0.0.1:5432/test`): the same suite runs on both. Its tables are
+made by the migrations, as a server's are, when the first app is built. Pony binds one
 database per process, so tables are emptied between tests instead of a new database made.
 """
 
