@@ -24,6 +24,7 @@ class Error(enum.Enum):
     INTERNAL = (1010, 500, "Internal server error")
     NOT_IMPLEMENTED = (1011, 501, "Not implemented yet")
     UNAVAILABLE = (1012, 503, "Service unavailable")
+    SERVER_BUSY = (1013, 503, "Server busy, retry in {retry_after} s")
 
     USERNAME_DUPLICATE = (2001, 409, "Username duplicate")
     EMAIL_EXISTS = (2002, 409, "Email already exists")
@@ -49,6 +50,12 @@ class Error(enum.Enum):
     MEDIA_NOT_FOUND = (4006, 404, "Media not found")
     BAD_MEDIA_LINK = (4007, 403, "Invalid or expired media link")
     RANGE_NOT_SATISFIABLE = (4008, 416, "Range not satisfiable")
+    TOO_MANY_UPLOADS = (
+        4009,
+        429,
+        "Too many uploads at once: at most {limit}, retry in {retry_after} s",
+    )
+    INSUFFICIENT_STORAGE = (4010, 507, "Not enough free disk for uploads, try again later")
 
     @property
     def code(self) -> int:
@@ -87,6 +94,24 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         return {"code": self.error.code, "info": self.info, **self.extra}
+
+
+def server_busy(retry_after: int) -> ApiError:
+    """503 when every request thread stayed busy: the wait in `Retry-After`."""
+    return ApiError(
+        Error.SERVER_BUSY, headers={"Retry-After": str(retry_after)}, retry_after=retry_after
+    )
+
+
+def too_many_uploads(limit: int, retry_after: int) -> ApiError:
+    """429 when the account has `limit` uploads going: the wait in `Retry-After` and the body."""
+    return ApiError(
+        Error.TOO_MANY_UPLOADS,
+        headers={"Retry-After": str(retry_after)},
+        extra={"retry_after": retry_after},
+        limit=limit,
+        retry_after=retry_after,
+    )
 
 
 def too_many_attempts(retry_after: int) -> ApiError:
