@@ -16,6 +16,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from pony.orm.dbapiprovider import OperationalError as DatabaseUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from im_api.errors import ApiError, Error
 
@@ -46,6 +47,22 @@ def json_response(status: int, body: dict, headers: dict | None = None) -> Conne
 
 def error_response(error: ApiError) -> ConnexionResponse:
     return json_response(error.status, error.body(), error.headers)
+
+
+async def send_error(send: Send, error: ApiError, *, close: bool = False) -> None:
+    """Answer `error` on a raw ASGI `send` (outside Connexion: the front, the body limit);
+    `close` asks the server to close the connection after it, for a request whose body is
+    not going to be read."""
+    body = json.dumps(error.body()).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(name.lower().encode(), value.encode()) for name, value in error.headers.items()]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def from_problem(exc: ProblemException) -> ApiError:

@@ -9,29 +9,16 @@ exact limit on the file part itself while streaming it to disk.
 
 from __future__ import annotations
 
-import json
-import re
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from im_api import uploads
 from im_api.config import Settings
+from im_api.envelope import send_error
 from im_api.errors import ApiError, Error
+from im_api.paths import route_path, upload_kind
 
 # Room for the multipart framing around the file (boundaries, part headers, filename).
 MULTIPART_OVERHEAD = 64 * 1024
-
-_UPLOAD = re.compile(
-    r"/api/(?:groups/[^/]+/upload_(image|expression|file|voice)|user/change_(image))$"
-)
-
-
-def upload_kind(path: str) -> str | None:
-    """The kind of upload a path receives (its file part's name), None for other paths."""
-    match = _UPLOAD.search(path)
-    if match is None:
-        return None
-    return match.group(1) or "avatar"
 
 
 def limit_for(path: str, settings: Settings) -> int:
@@ -63,15 +50,16 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
+        path = route_path(scope)
         limit = limit_for(path, self.settings)
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared == "invalid":
-            await _answer(send, ApiError(Error.MALFORMED_BODY, "Malformed Content-Length header"))
+            malformed = ApiError(Error.MALFORMED_BODY, "Malformed Content-Length header")
+            await send_error(send, malformed, close=True)
             return
         if declared is not None and declared > limit:
             # Refused before the body is read; the client may still be sending it.
-            await _answer(send, too_large(path, self.settings))
+            await send_error(send, too_large(path, self.settings), close=True)
             return
         spools: list = []
         try:
@@ -84,7 +72,8 @@ class BodyLimitMiddleware:
             uploads.discard_all(spools)
 
 
-def _content_length(scope: Scope) -> int | None | str:
+def content_length(scope: Scope) -> int | None | str:
+    """The declared body length; None without one, "invalid" for a bad or ambiguous one."""
     values = [v for k, v in scope["headers"] if k == b"content-length"]
     if not values:
         return None
@@ -107,14 +96,3 @@ def _counting(receive: Receive, limit: int, error) -> Receive:
         return message
 
     return receive_within_limit
-
-
-async def _answer(send: Send, error: ApiError) -> None:
-    body = json.dumps(error.body()).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

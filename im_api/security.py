@@ -7,13 +7,10 @@ later. The serializers are built by `configure()` from the app factory (no keys 
 
 from __future__ import annotations
 
-import functools
-
-from connexion.security import BearerSecurityHandler
-from connexion.utils import inspect_function_arguments
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from im_api.config import Settings
+from im_api.errors import ApiError, Error
 
 _tokens: URLSafeTimedSerializer | None = None
 _media: URLSafeTimedSerializer | None = None
@@ -48,6 +45,25 @@ def token_info(token: str) -> dict | None:
     return {"sub": session_key}
 
 
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str:
+    """The token of a request's `Authorization: Bearer ...` header (ASGI headers), read as
+    Connexion's bearer check reads it, for a check made outside Connexion (the front).
+
+    Raises MISSING_TOKEN without the header or with another scheme, INVALID_TOKEN for a
+    header that is not `scheme value`.
+    """
+    value = next((v.decode("latin-1") for k, v in headers if k == b"authorization"), "")
+    if not value:
+        raise ApiError(Error.MISSING_TOKEN)
+    parts = value.split(maxsplit=1)
+    if len(parts) != 2:
+        raise ApiError(Error.INVALID_TOKEN)
+    scheme, token = parts
+    if scheme.lower() != "bearer":
+        raise ApiError(Error.MISSING_TOKEN)
+    return token
+
+
 def sign_media(media_id: int, ttl: int) -> str:
     """A signature for one media id that stays valid `ttl` seconds."""
     return _media.dumps([media_id, ttl])
@@ -60,21 +76,3 @@ def verify_media(media_id: int, signature: str) -> bool:
     except (BadData, ValueError, TypeError, UnicodeError):
         return False
     return signed_id == media_id
-
-
-class CachedBearerSecurityHandler(BearerSecurityHandler):
-    """Connexion's bearer check, without inspecting `token_info`'s signature per request.
-
-    Connexion asks twice per request whether the check function takes `required_scopes` or
-    `request`; the answer never changes, so it is worked out once per function.
-    """
-
-    @staticmethod
-    @functools.cache
-    def _accepts_kwarg(func, keyword: str) -> bool:
-        arguments, has_kwargs = inspect_function_arguments(func)
-        return has_kwargs or keyword in arguments
-
-
-# Connexion's `security_map`: the handler of `type: http, scheme: bearer` schemes.
-SECURITY_MAP = {"bearer": CachedBearerSecurityHandler}

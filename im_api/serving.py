@@ -1,9 +1,13 @@
-"""Sending a stored media file: streamed, with ETag, one Range, and headers that keep a
-browser from running it.
+"""Answering a GET of a stored media file: ETag, one Range, and headers that keep a browser
+from running it.
 
 Every answer carries `X-Content-Type-Options: nosniff` and `Content-Security-Policy:
 sandbox`; verified images and audio go `inline`, everything else as an `attachment`, both
 with an RFC 6266 file name (an ASCII `filename=` and the exact `filename*=UTF-8''...`).
+
+The handler runs on a request thread, which must not wait on a slow client: it answers the
+status and headers, opens the file and leaves it in the request's `FileSlot`; the front
+(`im_api.downloads`) sends the bytes from the event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from werkzeug.http import parse_range_header
 
 from im_api.errors import ApiError, Error
 
-CHUNK = 256 * 1024
+# Where the front leaves a `FileSlot` in the ASGI scope of a media download.
+SEND_FILE = "im_api.send_file"
 SAFE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "sandbox",
@@ -29,11 +34,31 @@ SAFE_HEADERS = {
 }
 
 
-def send(path: Path, media, *, inline: bool) -> flask.Response:
-    """The response to a GET of `media` (its file at `path`) for the current request.
+class FileSlot:
+    """The open file of a download and the bytes of it to send: [start, start + length)."""
 
-    Everything is read from `media` now, so the body streams after its session ends.
-    Raises RANGE_NOT_SATISFIABLE for a single range outside the file.
+    def __init__(self):
+        self.file = None
+        self.length = 0
+
+    def put(self, path: Path, start: int, length: int) -> None:
+        """Open the file now, so a deletion after the headers were decided cannot cut it."""
+        self.file = open(path, "rb")  # noqa: SIM115 (closed by the front through close())
+        self.file.seek(start)
+        self.length = length
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def send(path: Path, media, *, inline: bool) -> flask.Response:
+    """The response to a GET or HEAD of `media` (its file at `path`) for the current request:
+    status and headers, the file left in the request's `FileSlot` for a body to send.
+
+    Raises RANGE_NOT_SATISFIABLE for a single range outside the file, MEDIA_NOT_FOUND when
+    the file went meanwhile.
     """
     request = flask.request
     headers = {
@@ -51,10 +76,13 @@ def send(path: Path, media, *, inline: bool) -> flask.Response:
         length, status = stop - start, 206
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{media.size}"
     headers["Content-Length"] = str(length)
-    body = _FileChunks(path, start, length)
-    return flask.Response(
-        body, status=status, headers=headers, mimetype=media.content_type, direct_passthrough=True
-    )
+    if request.method == "GET" and length:
+        try:
+            request.environ["asgi.scope"][SEND_FILE].put(path, start, length)
+        except FileNotFoundError:
+            raise ApiError(Error.MEDIA_NOT_FOUND) from None
+    # No body here: the front sends the file's bytes (HEAD sends none).
+    return flask.Response(status=status, headers=headers, mimetype=media.content_type)
 
 
 def content_disposition(filename: str, inline: bool) -> str:
@@ -91,23 +119,3 @@ def _range(request: flask.Request, sha256: str, size: int) -> tuple[int, int] | 
     if span is None:
         raise ApiError(Error.RANGE_NOT_SATISFIABLE, headers={"Content-Range": f"bytes */{size}"})
     return span
-
-
-class _FileChunks:
-    """The bytes [start, start + length) of a file, read a chunk at a time as sent."""
-
-    def __init__(self, path: Path, start: int, length: int):
-        self._file = open(path, "rb")  # noqa: SIM115 (closed by the server through close())
-        self._file.seek(start)
-        self._left = length
-
-    def __iter__(self):
-        while self._left > 0:
-            chunk = self._file.read(min(CHUNK, self._left))
-            if not chunk:
-                break
-            self._left -= len(chunk)
-            yield chunk
-
-    def close(self) -> None:
-        self._file.close()

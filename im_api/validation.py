@@ -23,6 +23,10 @@ from starlette.types import Receive, Scope
 from im_api.errors import ApiError, Error
 from im_api.uploads import MultipartUploadValidator
 
+# Where the JSON validator leaves the body it parsed, in the ASGI scope: the object a JSON
+# handler should receive (`im_api.speed` hands it over instead of parsing the body again).
+PARSED_JSON = "im_api.parsed_json"
+
 # Messages that name only the schema's words; for any other rule, jsonschema's message would
 # quote the value sent, which may be a password, so the rule is named instead.
 _SAFE_MESSAGES = {"required", "additionalProperties", "enum"}
@@ -99,7 +103,7 @@ class JSONBodyValidator(JSONRequestBodyValidator):
         if not raw:
             return None
         try:
-            return json.loads(raw.decode(self._encoding))
+            body = json.loads(raw.decode(self._encoding))
         except (UnicodeDecodeError, LookupError):
             raise ApiError(Error.MALFORMED_BODY, "Malformed request body: not UTF-8 text") from None
         except json.JSONDecodeError as error:
@@ -109,6 +113,11 @@ class JSONBodyValidator(JSONRequestBodyValidator):
             raise ApiError(
                 Error.MALFORMED_BODY, "Malformed request body: nested too deeply"
             ) from None
+        # UTF-8 text parses as Flask's get_json parses the same bytes; other charsets (read
+        # as declared here, sniffed there) are left to Flask.
+        if self._encoding.lower() in ("utf-8", "utf8"):
+            scope[PARSED_JSON] = body
+        return body
 
     def _validate(self, body: t.Any) -> dict | None:
         if body is None:

@@ -156,6 +156,7 @@ class LiveServer:
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
+        self.instance_dir = instance_dir
         self.env = {
             **os.environ,
             "IM_INSTANCE_DIR": str(instance_dir),
@@ -229,14 +230,29 @@ def new_server():
 
 
 @pytest.fixture
-def live_server(tmp_path, database_url):
-    """A served app on the test database (emptied first)."""
+def serve(tmp_path, database_url):
+    """Starts `im-api serve` on the test database (emptied first) with extra settings:
+    `serve(IM_SEND_TIMEOUT="1")`. Two workers on PostgreSQL, one on SQLite, unless given."""
     # The parent binds the test database only to empty it; the server has its own process.
     create_app(
         Settings.from_env(environ={}, instance_dir=tmp_path / "parent", database_url=database_url)
     )
     empty_tables()
-    workers = 1 if database_url.startswith("sqlite") else 2
-    server = LiveServer(tmp_path / "instance", database_url, workers=workers).start()
-    yield server
-    server.stop()
+    servers: list[LiveServer] = []
+
+    def start(workers: int | None = None, **env: str) -> LiveServer:
+        if workers is None:
+            workers = 1 if database_url.startswith("sqlite") else 2
+        instance = tmp_path / f"server{len(servers)}" / "instance"
+        servers.append(LiveServer(instance, database_url, workers=workers, **env))
+        return servers[-1].start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(serve):
+    """A served app on the test database (emptied first)."""
+    return serve()

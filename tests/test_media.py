@@ -626,12 +626,14 @@ def test_a_chunked_upload_is_cut_off_at_the_limit(live_server):
     assert b'"code": 4003' in answer and b"1048576" in answer
 
 
-def test_uploads_racing_the_deletion_of_the_same_bytes_stay_fetchable(live_server):
+def test_uploads_racing_the_deletion_of_the_same_bytes_stay_fetchable(serve):
     """Uploads of some bytes racing a group deletion that frees those bytes' file: every
     upload that succeeded can be fetched. A smoke test: the window the per-hash lock closes
     (models/storage.py) is too narrow for it to hit reliably without the lock."""
     from concurrent.futures import ThreadPoolExecutor
 
+    # Five uploads of one account at once: more than the default limit of uploads at once.
+    live_server = serve(IM_MAX_UPLOADS_PER_ACCOUNT="5")
     headers, keep_id = _register_and_group(live_server.url)
     base = live_server.url
     me = httpx.get(f"{base}/user/me", headers=headers).json()["user"]["id"]

@@ -1,0 +1,88 @@
+"""Media downloads (GET and HEAD /api/media/{media_id}), their bytes sent from the event loop.
+
+The API answers a download as any other operation, on a request thread: the spec's
+parameters, the signature, 304, Range, 416, the headers (`im_api.serving`). That thread
+leaves the opened file in the request's `FileSlot` and is done. The bytes go out from here,
+a chunk at a time, each within `IM_SEND_TIMEOUT` seconds: a client that stops reading holds
+a coroutine and a file handle, never a thread, and is cut off once the timeout passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from im_api.config import Settings
+from im_api.serving import SEND_FILE, FileSlot
+
+logger = logging.getLogger(__name__)
+
+# Small enough that hundreds of stalled clients hold little memory (at most about a chunk
+# each above what the kernel buffers), large enough that a fast one costs few sends.
+CHUNK = 64 * 1024
+
+
+class MediaDownloads:
+    def __init__(self, api: ASGIApp, settings: Settings):
+        self.api = api
+        self.send_timeout = settings.send_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        slot = FileSlot()
+        status = 0
+
+        def sends_file() -> bool:
+            return slot.file is not None and status in (200, 206)
+
+        async def headers_only(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                await send(message)
+            elif not sends_file():
+                await send(message)
+            # else: the API's empty body of a file answer; the file's bytes follow below
+
+        try:
+            await self.api({**scope, SEND_FILE: slot}, receive, headers_only)
+            if sends_file():
+                await self._send_file(slot, receive, send)
+        finally:
+            slot.close()
+
+    async def _send_file(self, slot: FileSlot, receive: Receive, send: Send) -> None:
+        """Send the slot's bytes; return early, the response unfinished, when the client left
+        or stopped reading (the server then closes the connection)."""
+        gone = asyncio.Event()
+        watcher = asyncio.create_task(_until_disconnected(receive, gone))
+        left = slot.length
+        try:
+            while left > 0 and not gone.is_set():
+                # A read of the page cache costs less than a hop to a thread (as for spools).
+                chunk = slot.file.read(min(CHUNK, left))
+                if not chunk:
+                    logger.error("Media file shorter than its row says: %s", slot.file.name)
+                    return
+                left -= len(chunk)
+                message = {"type": "http.response.body", "body": chunk, "more_body": left > 0}
+                await asyncio.wait_for(send(message), self.send_timeout)
+        except asyncio.TimeoutError:
+            logger.info(
+                "Download cut off: its client took nothing for %s s (%d bytes unsent)",
+                self.send_timeout,
+                left,
+            )
+        finally:
+            watcher.cancel()
+
+
+async def _until_disconnected(receive: Receive, gone: asyncio.Event) -> None:
+    """Set `gone` when the client disconnects (sends to a gone client return at once)."""
+    try:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    except Exception as error:  # a GET's body over the limit, say: the download ends too
+        logger.debug("Download ended by its request: %r", error)
+    gone.set()
