@@ -10,6 +10,7 @@ a coroutine and a file handle, never a thread, and is cut off once the timeout p
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,15 +20,30 @@ from im_api.serving import SEND_FILE, FileSlot
 
 logger = logging.getLogger(__name__)
 
+# Set in the task of a download this module cut off: uvicorn then says, at ERROR, that the
+# app "returned without completing response", which is the point here (`QuietCutOffs`).
+_cut_off = contextvars.ContextVar("im_api_download_cut_off", default=False)
+
 # Small enough that hundreds of stalled clients hold little memory (at most about a chunk
 # each above what the kernel buffers), large enough that a fast one costs few sends.
 CHUNK = 64 * 1024
+
+
+class QuietCutOffs(logging.Filter):
+    """Drops uvicorn's error about an unfinished response when it is a download this module
+    cut off on purpose (logged here at INFO); any other unfinished response still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_cut_off.get() and "without completing response" in record.getMessage())
 
 
 class MediaDownloads:
     def __init__(self, api: ASGIApp, settings: Settings):
         self.api = api
         self.send_timeout = settings.send_timeout
+        server_errors = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, QuietCutOffs) for f in server_errors.filters):
+            server_errors.addFilter(QuietCutOffs())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         slot = FileSlot()
@@ -69,6 +85,7 @@ class MediaDownloads:
                 message = {"type": "http.response.body", "body": chunk, "more_body": left > 0}
                 await asyncio.wait_for(send(message), self.send_timeout)
         except asyncio.TimeoutError:
+            _cut_off.set(True)
             logger.info(
                 "Download cut off: its client took nothing for %s s (%d bytes unsent)",
                 self.send_timeout,

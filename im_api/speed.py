@@ -52,7 +52,7 @@ from jsonschema import Draft4Validator, ValidationError
 from starlette.types import Receive, Scope, Send
 
 from im_api.config import Settings
-from im_api.front import route_path
+from im_api.paths import route_path
 from im_api.validation import PARSED_JSON, JSONBodyValidator
 
 logger = logging.getLogger(__name__)
