@@ -88,6 +88,7 @@ class Result:
     label: str
     baseline: Side = field(default_factory=Side)
     api: Side = field(default_factory=Side)
+    speed_off: Side = field(default_factory=Side)  # im-api with IM_CONNEXION_SPEEDUPS=false
     size: int = 0  # upload bytes
     skipped: str | None = None
 
@@ -95,13 +96,18 @@ class Result:
     def ratio(self) -> float:
         """The median of the rounds' ratios (see `round_ratios`): a slower or busier moment
         of the shared machine hits both servers."""
-        ratios = [r for r in self.round_ratios() if r == r]
-        return statistics.median(ratios) if ratios else float("nan")
+        return _median(self.round_ratios())
 
-    def round_ratios(self) -> list[float]:
-        """Each im-api round against the baseline rounds just before and just after it
-        (their mean), which cancels a load that rises or falls steadily meanwhile."""
-        api, baseline = self.api.round_rps(), self.baseline.round_rps()
+    @property
+    def ratio_speed_off(self) -> float:
+        """As `ratio`, for im-api with the speed module off (NaN when it was not measured)."""
+        return _median(self.round_ratios(self.speed_off))
+
+    def round_ratios(self, side: Side | None = None) -> list[float]:
+        """Each im-api round (of `side`, the API by default) against the baseline rounds just
+        before and just after it (their mean), which cancels a load that rises or falls
+        steadily meanwhile."""
+        api, baseline = (side or self.api).round_rps(), self.baseline.round_rps()
         ratios = []
         for index, rps in enumerate(api):
             around = baseline[index : index + 2]
@@ -119,7 +125,14 @@ class Result:
             "round_ratios": [] if self.skipped else self.round_ratios(),
             "baseline": self.baseline.summary(),
             "im_api": self.api.summary(),
+            "im_api_speed_off": self.speed_off.summary() if self.speed_off.rounds else None,
+            "ratio_speed_off": None if not self.speed_off.rounds else self.ratio_speed_off,
         }
+
+
+def _median(ratios: list[float]) -> float:
+    ratios = [r for r in ratios if r == r]
+    return statistics.median(ratios) if ratios else float("nan")
 
 
 def _number(value: float, digits: int = 1) -> str:
@@ -136,12 +149,15 @@ def table(results: list[Result]) -> str:
         if result.skipped:
             lines.append(f"{result.operation:<18} skipped: {result.skipped}")
             continue
-        for name, side in (("baseline", result.baseline), ("im-api", result.api)):
+        sides = [("baseline", result.baseline), ("im-api", result.api)]
+        if result.speed_off.rounds:
+            sides.append(("speed off", result.speed_off))
+        for name, side in sides:
             summary = side.summary()
             ratio = ""
-            if side is result.api:
-                spread = [r for r in result.round_ratios() if r == r]
-                ratio = f"{result.ratio:.2f}"
+            if side is not result.baseline:
+                spread = [r for r in result.round_ratios(side) if r == r]
+                ratio = f"{_median(spread):.2f}"
                 if len(spread) > 1:
                     ratio += f" ({min(spread):.2f}-{max(spread):.2f})"
             notes = []

@@ -59,6 +59,9 @@ OPERATIONS = {
 }
 BCRYPT_OPERATIONS = {"login", "register"}
 UPLOADS = {"upload_1mb", "upload_max", "upload_too_large"}
+# Measured a third time on im-api with its speed module off (IM_CONNEXION_SPEEDUPS=false):
+# the operations whose cost is Connexion's; bcrypt and uploads are not its.
+SPEED_OPERATIONS = {"me", "change_name", "list_messages"}
 
 
 @dataclass
@@ -274,10 +277,13 @@ class Bench:
         self.fixtures = fixtures.seed(
             settings, self.run_id, self.args.connections, min(self.args.connections, 4)
         )
+        plain = {**env, "IM_CONNEXION_SPEEDUPS": "false"}
         self.servers = {
             "baseline": Server("baseline", "bench.baseline_app", self.workers, env,
                                self.folder / "baseline.log"),
             "im-api": Server("im-api", "im_api.cli", self.workers, env, self.folder / "im-api.log"),
+            "speed off": Server("speed off", "im_api.cli", self.workers, plain,
+                                self.folder / "im-api-speed-off.log"),
         }  # fmt: skip
         for server in self.servers.values():
             server.start()
@@ -314,7 +320,8 @@ class Bench:
             f"im-api: {self.mode.rounds} x {self.mode.duration:g} s per JSON operation, "
             f"{self.mode.bcrypt_rounds} x {self.mode.bcrypt_duration:g} s for login and register; "
             f"bcrypt cost {self.args.bcrypt_rounds}, {self.cores} cores, load average {load}, "
-            f"response validation {validation}"
+            f"response validation {validation}; {', '.join(sorted(SPEED_OPERATIONS))} also on "
+            "im-api with its speed module off (IM_CONNEXION_SPEEDUPS=false)"
         )
 
     @staticmethod
@@ -340,8 +347,9 @@ class Bench:
         if self.probe_status(operation) == 501:
             result.skipped = "answers 501 (not implemented yet)"
             return result
+        names = ["baseline", "im-api"] + (["speed off"] if operation in SPEED_OPERATIONS else [])
         if operation not in UPLOADS:
-            for name in self.servers:
+            for name in names:
                 self.task(operation, name, self.mode.warmup)
         if operation == "login" and self.probe is None:
             self.probe = BcryptProbe(self.args.bcrypt_rounds, self.cores)
@@ -353,9 +361,9 @@ class Bench:
         for _ in range(rounds):
             if operation == "login":
                 self.probe.measure(self.mode.bcrypt_duration)
-            for name in ("baseline", "im-api"):
-                side = result.baseline if name == "baseline" else result.api
-                self.round(operation, name, side, watch_memory=operation in UPLOADS)
+            for name in names:
+                side = {"baseline": result.baseline, "im-api": result.api}.get(name)
+                self.round(operation, name, side or result.speed_off, operation in UPLOADS)
         return result
 
     def round(self, operation: str, name: str, side, watch_memory: bool) -> None:
@@ -437,6 +445,13 @@ class Bench:
                 f"  authenticated JSON ({authenticated.operation}) >= 0.80 of bare Flask: "
                 f"{ratio:.2f}  {'MET' if ratio >= 0.8 else 'NOT MET'}"
             )
+        speed = [
+            f"{result.operation} {result.ratio:.2f} on, {result.ratio_speed_off:.2f} off"
+            for result in results
+            if result.speed_off.rounds and not result.skipped
+        ]
+        if speed:
+            lines.append(f"  speed module (of bare Flask): {'; '.join(speed)}")
         login = by_name.get("login")
         if login and not login.skipped and self.probe:
             probe = self.probe

@@ -27,6 +27,12 @@ settings (environment variables; the README lists every one with its default):
   IM_MIGRATE_ON_START
                      true (default): 'serve' upgrades the database schema on
                      start; false: it refuses a database behind this version
+  IM_SEND_TIMEOUT, IM_MAX_UPLOADS_PER_ACCOUNT, IM_MIN_FREE_DISK_BYTES,
+  IM_REQUEST_THREADS, IM_QUEUE_TIMEOUT, IM_RETRY_AFTER
+                     what one client may hold: a stalled download, uploads at
+                     once, the disk; waiting for a request thread (README: Serving)
+  IM_CONNEXION_SPEEDUPS
+                     false: Connexion's own code instead of im_api/speed.py
 """
 
 
