@@ -381,3 +381,61 @@ def test_a_websocket_at_ws_url_is_closed_with_4404_until_realtime_lands(client):
     ):
         socket.receive_text()
     assert closed.value.code == 4404
+
+
+def test_the_realtime_endpoint_plugs_in_and_gets_the_websockets_of_ws_url(settings):
+    """`Front(..., realtime=endpoint)`: /api/ws/user/{id}/ reaches it; another path is
+    refused at the upgrade."""
+    from connexion import FlaskApp
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    from im_api.front import Front
+
+    async def endpoint(scope, receive, send):
+        socket = WebSocket(scope, receive, send)
+        await socket.accept()
+        await socket.send_text(scope["path"])
+        await socket.close()
+
+    front = Front(FlaskApp(__name__), settings, realtime=endpoint)
+    with front.test_client() as client:
+        with client.websocket_connect("/api/ws/user/7/") as socket:
+            assert socket.receive_text() == "/api/ws/user/7/"
+        with pytest.raises(WebSocketDisconnect), client.websocket_connect("/api/elsewhere"):
+            pass
+
+
+def test_lifespan_reaches_connexion_through_the_front(settings):
+    """A lifespan given to the FlaskApp runs at startup and shutdown of the served front."""
+    from contextlib import asynccontextmanager
+
+    from connexion import FlaskApp
+
+    from im_api.front import Front
+
+    ran = []
+
+    @asynccontextmanager
+    async def lifespan(app):
+        ran.append("startup")
+        yield
+        ran.append("shutdown")
+
+    with Front(FlaskApp(__name__, lifespan=lifespan), settings).test_client():
+        assert ran == ["startup"]
+    assert ran == ["startup", "shutdown"]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Basic dXNlcjpwYXNz", "Token abc", "Bearer not-a-token", "bearer  x y"],
+)
+def test_uploads_judge_the_authorization_header_as_connexion_does(client, authorization):
+    """The front checks an upload's token itself (before Connexion): same answers as
+    Connexion's bearer check gives GET /api/user/me."""
+    headers = {} if authorization is None else {"Authorization": authorization}
+    upload = client.post(
+        "/api/user/change_image", headers=headers, files={"avatar": ("a.png", b"x")}
+    )
+    me = client.get("/api/user/me", headers=headers)
+    assert (upload.status_code, upload.json()) == (me.status_code, me.json())
