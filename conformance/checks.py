@@ -38,7 +38,7 @@ from conformance import auth
 NOT_IMPLEMENTED = 1011
 FIRST_RULE_CODE = 2000
 # operationId -> codes of a 404 about a path parameter other than the resource a link created.
-OTHER_RESOURCE_NOT_FOUND = {"handlers.groups.remove_member": {3005}}
+OTHER_RESOURCE_NOT_FOUND = {"removeMember": {3005}}
 
 
 def documents(case, status: int) -> bool:

@@ -57,14 +57,14 @@ def failures_of(operation_path: str, method: str, broken) -> list[str]:
 
 def test_a_field_the_contract_does_not_have_is_caught(breakable):
     """GET /api/user/me answering an extra `password_hash` fails response_schema_conformance."""
-    original = handlers.user.me
+    original = handlers.user.get_me
 
     def leaky_me(token_info):
         answer = original(token_info)
         answer["user"]["password_hash"] = "$2b$04$leaked"
         return answer
 
-    broken = breakable("me", leaky_me)
+    broken = breakable("get_me", leaky_me)
 
     assert "JsonSchemaError" in failures_of("/user/me", "GET", broken)
 

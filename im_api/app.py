@@ -6,6 +6,7 @@ import copy
 import functools
 import inspect
 import logging
+import re
 from pathlib import Path
 
 import flask
@@ -55,12 +56,17 @@ SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
 
 def in_db_session(name: str):
-    """Resolve an operationId to its handler, run inside one database session.
+    """Resolve an operation to its handler, run inside one database session.
+
+    Connexion names the operation `<x-openapi-router-controller>.<operationId>`:
+    `handlers.user.changeName` runs `handlers.user.change_name`. The operationId is the
+    client's name for the operation; the module and the snake_case function are ours.
 
     The session commits when the handler returns, before the response is produced, so a
     failed commit becomes a clean error response instead of a half-sent one.
     """
-    handler = get_function_from_name(name)
+    module, _, operation_id = name.rpartition(".")
+    handler = get_function_from_name(f"{module}.{snake_case(operation_id)}")
 
     @functools.wraps(handler)
     def run_in_session(*args, **kwargs):
@@ -68,6 +74,11 @@ def in_db_session(name: str):
             return handler(*args, **kwargs)
 
     return run_in_session
+
+
+def snake_case(operation_id: str) -> str:
+    """`changeName` -> `change_name`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation_id).lower()
 
 
 def create_app(settings: Settings | None = None) -> FlaskApp:

@@ -73,9 +73,9 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
         cancel_account,
         change_name,
         change_password,
+        get_me,
         login,
         logout,
-        me,
         register,
     )
     from im_api_client.models import (
@@ -121,7 +121,7 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
     assert isinstance(logged_in, SignedIn)
     alice = signed_in(logged_in.token)
 
-    profile = me.sync(client=alice)
+    profile = get_me.sync(client=alice)
     assert isinstance(profile, ProfileResponse)
     assert (profile.user.id, profile.user.name, profile.user.email) == (
         registered.parsed.user.id,
@@ -131,7 +131,7 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
 
     renamed = change_name.sync(client=alice, body=ChangeNameRequest(new_name="alicia"))
     assert isinstance(renamed, Succeed)
-    assert me.sync(client=alice).user.name == "alicia"
+    assert get_me.sync(client=alice).user.name == "alicia"
 
     changed = change_password.sync(
         client=alice,
@@ -139,14 +139,14 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
     )
     assert isinstance(changed, TokenIssued)
     # The other session (from register) ended; the fresh token works.
-    old_session = me.sync_detailed(client=signed_in(registered.parsed.token))
+    old_session = get_me.sync_detailed(client=signed_in(registered.parsed.token))
     assert old_session.status_code == 401
     assert old_session.parsed.code == ErrorCode.INVALID_TOKEN
     alice = signed_in(changed.token)
-    assert me.sync(client=alice).user.name == "alicia"
+    assert get_me.sync(client=alice).user.name == "alicia"
 
     assert isinstance(logout.sync(client=alice), Succeed)
-    assert me.sync_detailed(client=alice).status_code == 401
+    assert get_me.sync_detailed(client=alice).status_code == 401
 
     wrong = login.sync_detailed(
         client=anonymous, body=PasswordLogin(name="alicia", password="correct horse")
@@ -163,7 +163,7 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
         client=alice, body=CancelAccountRequest(password="battery staple")
     )
     assert isinstance(cancelled, Succeed)
-    assert me.sync_detailed(client=alice).status_code == 401
+    assert get_me.sync_detailed(client=alice).status_code == 401
     gone = login.sync_detailed(
         client=anonymous, body=PasswordLogin(name="alicia", password="battery staple")
     )
@@ -177,8 +177,8 @@ def test_generated_client_uploads_an_image_into_a_group(api, live_server):
     Skips while the server answers 501 for groups or uploads; runs as soon as they land.
     """
     from im_api_client.api.account import register
-    from im_api_client.api.groups import create, list_messages
-    from im_api_client.api.media import fetch, upload_image
+    from im_api_client.api.groups import create_group, list_messages
+    from im_api_client.api.media import fetch_media, upload_image
     from im_api_client.models import (
         CreateGroupRequest,
         GroupResponse,
@@ -196,7 +196,9 @@ def test_generated_client_uploads_an_image_into_a_group(api, live_server):
     ).token
     alice = api.AuthenticatedClient(base_url=live_server.url, token=token)
 
-    created = create.sync_detailed(client=alice, body=CreateGroupRequest(name="Weekend hiking"))
+    created = create_group.sync_detailed(
+        client=alice, body=CreateGroupRequest(name="Weekend hiking")
+    )
     skip_if_not_implemented(created, "POST /api/groups")
     assert created.status_code == 201, created.content
     assert isinstance(created.parsed, GroupResponse)
@@ -233,7 +235,7 @@ def test_generated_client_uploads_an_image_into_a_group(api, live_server):
     # The signed URL works without the bearer token.
     url = urlsplit(message.url)
     assert url.path == f"/api/media/{message.media_id}"
-    fetched = fetch.sync_detailed(
+    fetched = fetch_media.sync_detailed(
         message.media_id, client=anonymous, sig=parse_qs(url.query)["sig"][0]
     )
     skip_if_not_implemented(fetched, "GET /api/media/{media_id}")
