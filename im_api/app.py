@@ -43,7 +43,7 @@ from pony.orm import db_session
 from starlette._utils import get_route_path
 from starlette.types import Receive, Scope, Send
 
-from im_api import config, envelope, security
+from im_api import config, envelope, published_spec, security
 from im_api.access_log import AccessLogMiddleware
 from im_api.config import Settings
 from im_api.limits import BodyLimitMiddleware
@@ -104,7 +104,9 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
             "parameter": CachedParameterValidator,
         },
         security_map=security.SECURITY_MAP,
+        swagger_ui_options=published_spec.SERVE_SPEC_OFF,
     )
+    published_spec.publish(app, SPEC_DIR / "openapi.yaml")
     envelope.register_error_handlers(app)
     # Outermost, so that even the early 413s are logged.
     app.add_middleware(AccessLogMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION)
