@@ -43,7 +43,7 @@ from pony.orm import db_session
 from starlette._utils import get_route_path
 from starlette.types import Receive, Scope, Send
 
-from im_api import config, envelope, published_spec, security
+from im_api import config, cors, envelope, published_spec, security
 from im_api.access_log import AccessLogMiddleware
 from im_api.config import Settings
 from im_api.limits import BodyLimitMiddleware
@@ -81,7 +81,7 @@ def snake_case(operation_id: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", operation_id).lower()
 
 
-def create_app(settings: Settings | None = None) -> FlaskApp:
+def create_app(settings: Settings | None = None) -> cors.CrossOrigin:
     """Build the app: settings from the environment unless given (tests give their own)."""
     settings = settings or Settings.from_env()
     settings.prepare_instance()
@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FlaskApp:
         BodyLimitMiddleware, position=MiddlewarePosition.BEFORE_EXCEPTION, settings=settings
     )
     app.add_wsgi_middleware(OperationViews, flask_app=app.app)
-    return app
+    return cors.CrossOrigin(app, settings)  # outermost: every answer gets CORS headers
 
 
 # -- Speed --------------------------------------------------------------------------------
