@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
-from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
 from im_api.config import Settings
@@ -54,6 +53,8 @@ class CrossOrigin(CORSMiddleware):
             headers=headers,
         )
 
-    def test_client(self, **kwargs) -> TestClient:
+    def test_client(self, **kwargs):
         """A client on the whole app, as served (the tests' `app.test_client()`)."""
+        from starlette.testclient import TestClient  # httpx is a test dependency
+
         return TestClient(self, **kwargs)
