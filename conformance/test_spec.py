@@ -15,7 +15,7 @@ from openapi_spec_validator import validate as validate_spec
 from conformance.contract import Operation, operations, resolve, spec
 
 OPERATIONS = operations()
-ERROR_SCHEMAS = {"#/components/schemas/Error", "#/components/schemas/RetryError"}
+ERROR_SCHEMAS = {"#/components/schemas/ApiError", "#/components/schemas/RetryError"}
 
 
 def test_the_spec_is_valid_openapi():
@@ -77,7 +77,7 @@ def error_responses():
 
 @pytest.mark.parametrize(("operation", "status", "response"), list(error_responses()))
 def test_every_error_response_is_the_envelope(operation, status, response):
-    """Every 4xx and 5xx is JSON of the `Error` schema (`RetryError` for waits), and a 429
+    """Every 4xx and 5xx is JSON of the `ApiError` schema (`RetryError` for waits), and a 429
     documents `Retry-After`."""
     response = resolve(response)
     content = response.get("content", {})

@@ -240,3 +240,12 @@ def live_server(tmp_path, database_url):
     server = LiveServer(tmp_path / "instance", database_url, workers=workers).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def published(tmp_path_factory) -> LiveServer:
+    """A real `im-api serve` on an SQLite file of its own, for tools that read the spec it
+    publishes (/api/openapi.json): generators, linters."""
+    server = LiveServer(tmp_path_factory.mktemp("published") / "instance", "").start()
+    yield server
+    server.stop()
