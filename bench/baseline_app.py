@@ -41,10 +41,10 @@ from im_api.errors import ApiError, Error
 from im_api.limits import limit_for
 from models import database
 
-# route, methods, operationId, whether it needs the bearer token
+# route, methods, the handler the spec routes it to, whether it needs the bearer token
 ROUTES = [
-    ("/api/health", ["GET"], "handlers.health.check", False),
-    ("/api/user/me", ["GET"], "handlers.user.me", True),
+    ("/api/health", ["GET"], "handlers.health.check_health", False),
+    ("/api/user/me", ["GET"], "handlers.user.get_me", True),
     ("/api/user/change_name", ["POST"], "handlers.user.change_name", True),
     ("/api/user/login", ["POST"], "handlers.user.login", False),
     ("/api/user/register", ["POST"], "handlers.user.register", False),

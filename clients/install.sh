@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what the client tests (tests/clients/) need beyond the Python test extra:
-# Debian's chromium for the Swagger UI check, and the npm packages of clients/typescript and
-# clients/browser, as pinned by their package-lock.json. Idempotent and quiet: each step is
-# skipped when already done, and prints only what it does or why it cannot. Without node and
-# npm, or without chromium (not root, no apt-get), the tests that need them skip.
+# Debian's chromium for the browser checks, a Java runtime for openapi-generator (its jar
+# comes with the test extra), and the npm packages of clients/typescript and clients/browser,
+# as pinned by their package-lock.json. Idempotent and quiet: each step is skipped when
+# already done, and prints only what it does or why it cannot. Without node and npm, Java or
+# chromium (not root, no apt-get), the tests that need them skip.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -21,14 +22,21 @@ quietly() {
     rm -f "$log"
 }
 
-if [ -n "${CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1; then
-    :
-elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing Debian's chromium"
-    quietly apt-get update -qq
-    quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
-else
-    say "chromium is missing and cannot be installed here (needs root and apt-get); the Swagger UI browser test will skip"
+debian=()  # Debian packages to install
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+    debian+=(chromium)
+fi
+if ! command -v java >/dev/null 2>&1; then
+    debian+=(default-jre-headless)
+fi
+if [ ${#debian[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian's ${debian[*]}"
+        quietly apt-get update -qq
+        quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debian[@]}"
+    else
+        say "${debian[*]} missing and cannot be installed here (needs root and apt-get); the browser tests (chromium) or the openapi-generator tests (Java) will skip"
+    fi
 fi
 
 if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then

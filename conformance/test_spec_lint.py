@@ -1,7 +1,9 @@
-"""The contract passes a mainstream OpenAPI linter: Spectral's `spectral:oas` rules.
+"""The contract passes the mainstream OpenAPI linters: Spectral's `spectral:oas` rules and
+Redocly's `recommended` ones.
 
-Runs conformance/lint/run.sh (Spectral pinned by conformance/lint/package-lock.json, ruleset
-.spectral.yaml): no error allowed. Skipped when node or npm is not installed.
+Runs conformance/lint/run.sh (both pinned by conformance/lint/package-lock.json; rulesets
+.spectral.yaml and conformance/lint/redocly.yaml): no Spectral error, no Redocly error or
+warning. Skipped when node or npm is not installed.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import pytest
 RUN = Path(__file__).resolve().parent / "lint" / "run.sh"
 
 
-def test_the_spec_has_no_spectral_errors():
-    """openapi/openapi.yaml: `spectral lint` reports no error (warnings are allowed)."""
+def test_the_spec_passes_spectral_and_redocly():
+    """openapi/openapi.yaml: `spectral lint` reports no error (warnings are allowed), and
+    `redocly lint` (recommended) no error and no warning."""
     missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"{' and '.join(missing)} not installed: Spectral cannot run")

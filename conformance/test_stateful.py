@@ -2,10 +2,18 @@
 
 Two runs, one per area, so that each area's chains come up often:
 
-* accounts: register -> login -> me / change_name / change_password / logout /
-  cancel_account (the token travels in `header.Authorization`), change_password -> its
-  fresh token;
-* groups and media: group creation -> add member / upload -> message list / media fetch.
+* accounts: register / login -> me / change_name / change_password / logout /
+  cancel_account, change_password -> its fresh token;
+* groups and media: register / login -> group creation -> add member / upload -> message
+  list / media fetch.
+
+The links carry ids, never the token (OpenAPI ignores an `Authorization` header
+parameter): as the spec's `bearerAuth` description says, the tool fills the security
+scheme. Here a chain acts as the account it signed in: each step sends the token of the
+account its previous step acted as, or the one that step's response issued (register,
+login, change_password), and the password a link's description names (`old_password`,
+`password`: the one that account signed in with). A chain that has signed no one in uses
+the suite's own accounts (conformance/auth.py).
 
 Stateful checks (`use_after_free`, `ensure_resource_availability`, ...) run on top of the
 others. Links schemathesis infers from the schemas (e.g. `user.id` -> a member's `user_id`)
@@ -14,11 +22,11 @@ are followed too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import Flaky
 from schemathesis.core.failures import FailureGroup
-from schemathesis.core.parameters import ParameterLocation
-from schemathesis.core.result import Ok
 
 from conformance import auth, checks
 from conformance.settings import EXAMPLES
@@ -27,24 +35,63 @@ from conformance.target import contract_schema
 schema = contract_schema()
 auth.install(schema)
 
-AUTHORIZATION = (ParameterLocation.HEADER, "Authorization")
+# The body field of an operation that asks again for the password of the account acting.
+PASSWORD_FIELDS = {"changePassword": "old_password", "cancelAccount": "password"}
+
+
+@dataclass(frozen=True)
+class Account:
+    """Whom a step acted as: its token, and its password when the chain saw it."""
+
+    token: str
+    password: str | None = None
+
+
+def signed_in(case, response, acted_as: Account | None) -> Account | None:
+    """The account a step's response signed in (register, login, change_password), or the
+    one the step acted as."""
+    if 200 <= response.status_code < 300:
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict) and isinstance(answer.get("token"), str):
+            body = case.body if isinstance(case.body, dict) else {}
+            password = body.get("new_password", body.get("password"))
+            if not isinstance(password, str):
+                password = acted_as.password if acted_as else None
+            return Account(answer["token"], password)
+    return acted_as
 
 
 class LinkFollower:
-    """Mixed into schemathesis' state machine: link-carried tokens, our checks, failures kept."""
+    """Mixed into schemathesis' state machine: a chain acts as the account it signed in,
+    our checks, failures kept."""
 
     failures: list[FailureGroup]
 
+    def __init__(self):
+        super().__init__()
+        self.accounts: dict[str, Account] = {}  # case id -> whom the step acted as, after it
+
     def step(self, input):
-        # The suite's auth providers marked every case for one of its own accounts; a token the
-        # link carried (the user the previous step registered or signed in) is the one to
-        # send, else the mark becomes a real token.
-        if input.transition is not None and AUTHORIZATION in input.applied_parameters:
-            carried = input.transition.parameters.get("headers", {}).get("Authorization")
-            if carried is not None and isinstance(carried.value, Ok):
-                input.case.headers["Authorization"] = carried.value.ok()
-        auth.resolve(input.case, auth.mark_of(input.case))
-        return super().step(input)
+        parent = self.accounts.get(input.transition.parent_id) if input.transition else None
+        mark = auth.mark_of(input.case)
+        acted_as = None
+        if parent is not None and mark is not None:
+            # The operation takes the token (the providers marked it): the chain's account.
+            input.case.headers["Authorization"] = f"Bearer {parent.token}"
+            field = PASSWORD_FIELDS.get(input.case.operation.definition.raw.get("operationId"))
+            if field and parent.password and isinstance(input.case.body, dict):
+                input.case.body[field] = parent.password
+            acted_as = parent
+        else:
+            auth.resolve(input.case, mark)
+        output = super().step(input)
+        account = signed_in(input.case, output.response, acted_as)
+        if account is not None:
+            self.accounts[input.case.id] = account
+        return output
 
     def validate_response(self, response, case, additional_checks=None, **kwargs):
         try:
@@ -69,13 +116,21 @@ def _diverged(exc: BaseException) -> bool:
     )
 
 
-def machine_for(*tags: str):
-    base = schema.include(tag=list(tags)).as_state_machine()
-    return type(f"{'_'.join(tags).title()}StateMachine", (LinkFollower, base), {"failures": []})
+def machine_for(tags: set[str], entries: set[str] = frozenset()):
+    """A state machine over the operations of `tags`, and the operations `entries` named."""
+
+    def chosen(context) -> bool:
+        definition = context.operation.definition.raw
+        return bool(tags & set(definition.get("tags", []))) or definition["operationId"] in entries
+
+    base = schema.include(chosen).as_state_machine()
+    name = f"{'_'.join(sorted(tags)).title()}StateMachine"
+    return type(name, (LinkFollower, base), {"failures": []})
 
 
-AccountStateMachine = machine_for("account", "service")
-GroupsStateMachine = machine_for("groups", "media")
+AccountStateMachine = machine_for({"account", "service"})
+# Register and login start the chains that reach the groups and media operations.
+GroupsStateMachine = machine_for({"groups", "media"}, entries={"register", "login"})
 
 
 def test_account_links_keep_the_contract():

@@ -57,20 +57,21 @@ def failures_of(operation_path: str, method: str, broken) -> list[str]:
 
 def test_a_field_the_contract_does_not_have_is_caught(breakable):
     """GET /api/user/me answering an extra `password_hash` fails response_schema_conformance."""
-    original = handlers.user.me
+    original = handlers.user.get_me
 
     def leaky_me(token_info):
         answer = original(token_info)
         answer["user"]["password_hash"] = "$2b$04$leaked"
         return answer
 
-    broken = breakable("me", leaky_me)
+    broken = breakable("get_me", leaky_me)
 
     assert "JsonSchemaError" in failures_of("/user/me", "GET", broken)
 
 
 def test_a_server_error_is_caught(breakable):
-    """POST /api/user/change_name raising fails not_a_server_error (and the status check)."""
+    """POST /api/user/change_name raising fails not_a_server_error, though the contract
+    documents the 500 it answers (every operation can meet a bug)."""
 
     def crashing_change_name(body, token_info):
         raise RuntimeError("broken on purpose")
@@ -78,7 +79,7 @@ def test_a_server_error_is_caught(breakable):
     broken = breakable("change_name", crashing_change_name)
 
     found = failures_of("/user/change_name", "POST", broken)
-    assert "ServerError" in found and "UndefinedStatusCode" in found, found
+    assert "ServerError" in found, found
 
 
 def test_an_undocumented_status_is_caught(breakable):

@@ -6,17 +6,17 @@ from handlers import SUCCEED
 from models import groups, messages, sessions
 
 
-def create(body, token_info):
+def create_group(body, token_info):
     group = groups.create(sessions.active(token_info).user, body["name"])
     return {**SUCCEED, "group": groups.view(group)}, 201
 
 
-def list_mine(token_info):
+def list_my_groups(token_info):
     mine = groups.of_user(sessions.active(token_info).user)
     return {**SUCCEED, "groups": [groups.summary(group) for group in mine]}
 
 
-def get(group_id, token_info):
+def get_group(group_id, token_info):
     group = groups.of_member(group_id, sessions.active(token_info).user)
     return {**SUCCEED, "group": groups.view(group)}
 

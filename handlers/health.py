@@ -6,7 +6,7 @@ from im_api.errors import ApiError, Error
 from models.entities import User
 
 
-def check():
+def check_health():
     try:
         select(u.id for u in User).first()
     except Exception as error:  # any driver failure means the database is not reachable

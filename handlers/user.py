@@ -50,7 +50,7 @@ def cancel_account(body, token_info):
     return SUCCEED
 
 
-def me(token_info):
+def get_me(token_info):
     return {**SUCCEED, "user": users.view(sessions.active(token_info).user)}
 
 

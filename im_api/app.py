@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 from pathlib import Path
 
 from connexion import FlaskApp
@@ -14,7 +15,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from pony.orm import db_session
 
-from im_api import config, envelope, security, speed
+from im_api import config, cors, envelope, published_spec, security, speed
 from im_api.access_log import AccessLogMiddleware
 from im_api.config import Settings
 from im_api.front import Front
@@ -26,7 +27,7 @@ from models import database
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
 
-def create_app(settings: Settings | None = None) -> Front:
+def create_app(settings: Settings | None = None) -> cors.CrossOrigin:
     """Build the app: settings from the environment unless given (tests give their own)."""
     settings = settings or Settings.from_env()
     settings.prepare_instance()
@@ -43,26 +44,31 @@ def create_app(settings: Settings | None = None) -> Front:
         validate_responses=settings.validate_responses,
         validator_map=speed.validator_map(settings, body=BODY_VALIDATORS),
         security_map=speed.security_map(settings),
+        swagger_ui_options=published_spec.SERVE_SPEC_OFF,
     )
+    published_spec.publish(app, SPEC_DIR / "openapi.yaml")
     envelope.register_error_handlers(app)
     app.add_middleware(RequestThreads, MiddlewarePosition.BEFORE_CONTEXT, settings=settings)
     speed.install(app, settings)
 
     front = Front(app, settings)
     front.add_middleware(BodyLimitMiddleware, settings=settings)
-    front.add_middleware(AccessLogMiddleware)  # outermost: refusals are logged too
-    return front
+    front.add_middleware(AccessLogMiddleware)  # refusals are logged too
+    return cors.CrossOrigin(front, settings)  # outermost: every answer gets CORS headers
 
 
-def in_db_session(operation_id: str):
-    """Resolve an operationId (`handlers.user.login`) to its handler, run inside one database
-    session.
+def in_db_session(name: str):
+    """Resolve an operation to its handler, run inside one database session.
+
+    Connexion names the operation `<x-openapi-router-controller>.<operationId>`:
+    `handlers.user.changeName` runs `handlers.user.change_name`. The operationId is the
+    client's name for the operation; the module and the snake_case function are ours.
 
     The session commits when the handler returns, before the response is produced, so a
     failed commit becomes a clean error response instead of a half-sent one.
     """
-    module, name = operation_id.rsplit(".", 1)
-    handler = getattr(importlib.import_module(module), name)
+    module, _, operation_id = name.rpartition(".")
+    handler = getattr(importlib.import_module(module), snake_case(operation_id))
 
     @functools.wraps(handler)
     def run_in_session(*args, **kwargs):
@@ -70,3 +76,8 @@ def in_db_session(operation_id: str):
             return handler(*args, **kwargs)
 
     return run_in_session
+
+
+def snake_case(operation_id: str) -> str:
+    """`changeName` -> `change_name`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation_id).lower()

@@ -42,6 +42,8 @@ class Settings:
     max_file_bytes: int = 50 * MB
     max_avatar_bytes: int = 2 * MB
     validate_responses: bool = False
+    # Origins (scheme://host[:port]) whose pages may call the API; empty: none, "*": any.
+    cors_origins: list[str] = dataclasses.field(default_factory=list)
     db_pool_size: int = 10
     migrate_on_start: bool = True  # false: the server refuses a database behind the code
     # The serving front (im_api/front.py and the modules it dispatches to).

@@ -64,9 +64,19 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str:
     return token
 
 
-def sign_media(media_id: int, ttl: int) -> str:
-    """A signature for one media id that stays valid `ttl` seconds."""
-    return _media.dumps([media_id, ttl])
+def sign_media(media_id: int, ttl: int, issued_at: int | None = None) -> str:
+    """A signature for one media id that stays valid `ttl` seconds from `issued_at` (epoch
+    seconds; default now). The same arguments give the same signature."""
+    if issued_at is None:
+        return _media.dumps([media_id, ttl])
+    signer = _media.make_signer()
+    signer.get_timestamp = lambda: issued_at
+    return signer.sign(_media.dump_payload([media_id, ttl])).decode()
+
+
+def signing_time() -> int:
+    """Now, as the signatures count time (epoch seconds)."""
+    return int(_media.make_signer().get_timestamp())
 
 
 def verify_media(media_id: int, signature: str) -> bool:

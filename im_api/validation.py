@@ -52,6 +52,10 @@ FORMAT_CHECKER.checks("email")(is_mailbox)
 
 def describe(error: ValidationError) -> str:
     """One line saying where the body broke which rule, without echoing secrets."""
+    if error.validator in ("oneOf", "anyOf"):
+        closest = _closest_form(error)
+        if closest is not None:
+            return describe(closest)
     where = "/".join(str(part) for part in error.absolute_path)
     if error.validator in ("oneOf", "anyOf"):
         rule = "does not match any of the accepted forms"
@@ -61,6 +65,23 @@ def describe(error: ValidationError) -> str:
         rule = f"fails {error.validator} {error.validator_value!r}"
     detail = f"'{where}' {rule}" if where else rule
     return detail if len(detail) <= 300 else detail[:300] + "..."
+
+
+def _closest_form(error: ValidationError) -> ValidationError | None:
+    """When the body has no field that only one of the accepted forms lacks, the first
+    error of that form: `{name, password, email}` for a registration is missing its
+    `security_code`, not "matching no form"."""
+    by_form: dict = {}
+    for sub in error.context or []:
+        by_form.setdefault(sub.relative_schema_path[0], []).append(sub)
+    fitting = [
+        errors
+        for errors in by_form.values()
+        if not any(sub.validator == "additionalProperties" for sub in errors)
+    ]
+    if len(fitting) == 1:
+        return best_match(fitting[0])
+    return None
 
 
 def _invalid(error: ValidationError) -> ApiError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from im_api import security
 from im_api.config import current
@@ -12,8 +12,20 @@ def utc_iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def media_url(media_id: int, *, long_lived: bool = False) -> str:
-    """The signed URL of a media; avatars get the long-lived kind."""
-    settings = current()
-    ttl = settings.avatar_url_ttl if long_lived else settings.media_url_ttl
-    return f"/api/media/{media_id}?sig={security.sign_media(media_id, ttl)}"
+def media_url(media_id: int) -> str:
+    """The signed URL of a message's media, valid `media_url_ttl` from now."""
+    return f"/api/media/{media_id}?sig={security.sign_media(media_id, current().media_url_ttl)}"
+
+
+def avatar_url(media) -> str:
+    """The signed URL of an avatar: the same URL for the same avatar, so browsers keep it.
+
+    It is signed as of the start of the current half of its lifetime (`avatar_url_ttl`),
+    counted from the avatar's upload: the same for half the lifetime, then valid the other
+    half while the next one is handed out. A new avatar is a new media, with a new URL.
+    """
+    ttl = current().avatar_url_ttl
+    half = max(ttl // 2, 1)
+    uploaded = int(media.created_at.replace(tzinfo=timezone.utc).timestamp())
+    issued_at = uploaded + (security.signing_time() - uploaded) // half * half
+    return f"/api/media/{media.id}?sig={security.sign_media(media.id, ttl, issued_at)}"

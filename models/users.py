@@ -9,10 +9,10 @@ from pony.orm import IntegrityError, TransactionIntegrityError, commit, rollback
 
 from im_api.config import current, now
 from im_api.errors import ApiError, Error, too_many_attempts
-from models import groups, sessions
+from models import groups, present, sessions
 from models.entities import EmailCode, LoginFailure, User
 from models.passwords import check_password, hash_password
-from models.present import media_url, utc_iso
+from models.present import utc_iso
 
 
 def view(user: User) -> dict:
@@ -32,7 +32,7 @@ def member_view(user: User) -> dict:
 
 
 def avatar_url(user: User) -> str | None:
-    return media_url(user.avatar.id, long_lived=True) if user.avatar else None
+    return present.avatar_url(user.avatar) if user.avatar else None
 
 
 def by_name(name: str) -> User | None:

@@ -256,3 +256,12 @@ def serve(tmp_path, database_url):
 def live_server(serve):
     """A served app on the test database (emptied first)."""
     return serve()
+
+
+@pytest.fixture(scope="session")
+def published(tmp_path_factory) -> LiveServer:
+    """A real `im-api serve` on an SQLite file of its own, for tools that read the spec it
+    publishes (/api/openapi.json): generators, linters."""
+    server = LiveServer(tmp_path_factory.mktemp("published") / "instance", "").start()
+    yield server
+    server.stop()

@@ -104,10 +104,26 @@ def test_register_with_the_code_from_the_mail(api, smtp):
     assert response.json()["user"]["email"] == "alice@example.com"
 
 
-def test_register_with_an_email_but_no_code_asks_to_verify_it(api):
+def test_register_with_an_email_but_no_code_is_refused_naming_the_code(api):
+    """RegisterRequest requires `security_code` with `email`: the body is refused (1001)
+    before any code is looked at, saying which field is missing."""
     response = api.register("alice", "alice@example.com", None)
     assert response.status_code == 400
-    assert response.json() == {"code": 2005, "info": "Please verify your email"}
+    assert response.json() == {
+        "code": 1001,
+        "info": "Invalid request: 'security_code' is a required property",
+    }
+
+
+def test_register_with_a_code_but_no_email_is_refused_naming_the_email(api):
+    response = api.post(
+        "register", {"name": "alice", "password": "correct horse", "security_code": "123456"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": 1001,
+        "info": "Invalid request: 'email' is a required property",
+    }
 
 
 def test_register_code_for_a_taken_address_is_a_conflict_and_sends_nothing(api, smtp):

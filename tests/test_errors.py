@@ -184,7 +184,7 @@ def test_an_unexpected_exception_is_a_bare_500(client, monkeypatch, caplog):
     def explode():
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(handlers.user, "me", lambda token_info: explode())
+    monkeypatch.setattr(handlers.user, "get_me", lambda token_info: explode())
     # The resolver looked the handler up when the app was built: break what it calls instead.
     monkeypatch.setattr("models.sessions.active", lambda token_info: explode())
     auth_response = client.post("/api/user/register", json={"name": "alice", "password": "secret1"})

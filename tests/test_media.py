@@ -485,6 +485,50 @@ def test_message_urls_expire_and_avatar_urls_last(client, alice, group_id, monke
     assert client.get(avatar_url).status_code == 200
 
 
+def later(monkeypatch, seconds: int) -> None:
+    """Move the signatures' clock `seconds` ahead."""
+    moment = int(time.time()) + seconds
+    monkeypatch.setattr(itsdangerous.TimestampSigner, "get_timestamp", lambda self: moment)
+
+
+def test_the_avatar_url_stays_the_same_until_the_avatar_changes(
+    client, alice, group_id, monkeypatch
+):
+    """me and member lists give the same avatar URL later on, so browsers can cache it; a
+    new avatar gets another URL."""
+    first = client.post(
+        "/api/user/change_image", headers=alice, files={"avatar": ("a.png", samples.png())}
+    ).json()["url"]
+    later(monkeypatch, 3 * 24 * 3600)
+    assert client.get("/api/user/me", headers=alice).json()["user"]["avatar_url"] == first
+    members = client.get(f"/api/groups/{group_id}", headers=alice).json()["group"]["members"]
+    assert members[0]["avatar_url"] == first
+    assert client.get(first).status_code == 200
+
+    second = client.post(
+        "/api/user/change_image", headers=alice, files={"avatar": ("b.jpg", samples.jpeg())}
+    ).json()["url"]
+    assert second != first
+    assert client.get("/api/user/me", headers=alice).json()["user"]["avatar_url"] == second
+
+
+def test_an_avatar_url_is_renewed_after_half_its_lifetime_and_the_old_one_still_works(
+    client, auth, alice, monkeypatch
+):
+    first = client.post(
+        "/api/user/change_image", headers=alice, files={"avatar": ("a.png", samples.png())}
+    ).json()["url"]
+    later(monkeypatch, 200 * 24 * 3600)  # past half of the default year
+    alice = auth.header(auth.login("alice"))  # the first token is long expired
+    renewed = client.get("/api/user/me", headers=alice).json()["user"]["avatar_url"]
+    assert renewed != first
+    assert client.get(first).status_code == 200
+    assert client.get(renewed).status_code == 200
+    later(monkeypatch, 400 * 24 * 3600)  # past the first one's year, within the second's
+    assert_error(client.get(first), 403, 4007)
+    assert client.get(renewed).status_code == 200
+
+
 def test_an_unknown_media_id_is_404(client, app):
     from im_api import security
 

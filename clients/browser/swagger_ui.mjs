@@ -80,6 +80,11 @@ try {
   await page.goto(`${baseUrl}/ui/`);
   await page.locator(".information-container .title").waitFor();
   const title = (await page.locator(".information-container .title").innerText()).trim();
+  // The "Schemas" section lists the spec's components by name (a resolved copy has none).
+  await page.locator("section.models .model-container").first().waitFor();
+  const schemas = await page
+    .locator("section.models .model-container")
+    .evaluateAll((nodes) => nodes.map((node) => node.getAttribute("data-name")));
   await shoot("0-top");
 
   const register = operation("post", "/user/register");
@@ -106,6 +111,7 @@ try {
 
   result = {
     title,
+    schemas,
     name,
     register: { status: registered.status, body: registered.body },
     authorized,

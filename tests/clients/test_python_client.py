@@ -1,8 +1,9 @@
-"""A Python client generated from the spec drives a real `im-api serve`.
+"""A Python client generated from the served spec drives a real `im-api serve`.
 
-Checks that the contract is usable by a generator (openapi-python-client, through
-clients/python/generate.py, which fails on any generator warning) and that the served API
-answers what the generated models expect, for the whole account lifecycle and a group upload.
+Checks that the contract a server publishes (/api/openapi.json, read as it is) is usable by a
+generator (openapi-python-client, through clients/python/generate.py, which fails on any
+generator warning) and that the served API answers what the generated models expect, for the
+whole account lifecycle (a wrong password among it, as a typed error) and a group upload.
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ PACKAGE = "im_api_client"
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    """The generated client package, imported from a temporary folder."""
+def api(tmp_path_factory, published):
+    """The client generated from a live server's spec, imported from a temporary folder."""
     folder = tmp_path_factory.mktemp("python_client")
     result = subprocess.run(
         [
             sys.executable,
             str(GENERATE),
             "--spec",
-            str(SPEC),
+            f"{published.url}/openapi.json",
             "--output-path",
             str(folder / PACKAGE),
         ],
@@ -73,20 +74,20 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
         cancel_account,
         change_name,
         change_password,
+        get_me,
         login,
         logout,
-        me,
         register,
     )
     from im_api_client.models import (
+        ApiError,
         CancelAccountRequest,
         ChangeNameRequest,
         ChangePasswordRequest,
-        Error,
         ErrorCode,
         PasswordLogin,
         ProfileResponse,
-        RegisterRequest,
+        RegistrationWithoutEmail,
         SignedIn,
         Succeed,
         TokenIssued,
@@ -100,7 +101,7 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
         )
 
     registered = register.sync_detailed(
-        client=anonymous, body=RegisterRequest(name="alice", password="correct horse")
+        client=anonymous, body=RegistrationWithoutEmail(name="alice", password="correct horse")
     )
     assert registered.status_code == 200, registered.content
     assert isinstance(registered.parsed, SignedIn)
@@ -109,10 +110,10 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
     assert registered.parsed.ws_url == f"ws/user/{registered.parsed.user.id}/"
 
     duplicate = register.sync_detailed(
-        client=anonymous, body=RegisterRequest(name="ALICE", password="correct horse")
+        client=anonymous, body=RegistrationWithoutEmail(name="ALICE", password="correct horse")
     )
     assert duplicate.status_code == 409
-    assert isinstance(duplicate.parsed, Error)
+    assert isinstance(duplicate.parsed, ApiError)
     assert duplicate.parsed.code == ErrorCode.USERNAME_DUPLICATE
 
     logged_in = login.sync(
@@ -121,7 +122,7 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
     assert isinstance(logged_in, SignedIn)
     alice = signed_in(logged_in.token)
 
-    profile = me.sync(client=alice)
+    profile = get_me.sync(client=alice)
     assert isinstance(profile, ProfileResponse)
     assert (profile.user.id, profile.user.name, profile.user.email) == (
         registered.parsed.user.id,
@@ -131,7 +132,7 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
 
     renamed = change_name.sync(client=alice, body=ChangeNameRequest(new_name="alicia"))
     assert isinstance(renamed, Succeed)
-    assert me.sync(client=alice).user.name == "alicia"
+    assert get_me.sync(client=alice).user.name == "alicia"
 
     changed = change_password.sync(
         client=alice,
@@ -139,19 +140,20 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
     )
     assert isinstance(changed, TokenIssued)
     # The other session (from register) ended; the fresh token works.
-    old_session = me.sync_detailed(client=signed_in(registered.parsed.token))
+    old_session = get_me.sync_detailed(client=signed_in(registered.parsed.token))
     assert old_session.status_code == 401
     assert old_session.parsed.code == ErrorCode.INVALID_TOKEN
     alice = signed_in(changed.token)
-    assert me.sync(client=alice).user.name == "alicia"
+    assert get_me.sync(client=alice).user.name == "alicia"
 
     assert isinstance(logout.sync(client=alice), Succeed)
-    assert me.sync_detailed(client=alice).status_code == 401
+    assert get_me.sync_detailed(client=alice).status_code == 401
 
     wrong = login.sync_detailed(
         client=anonymous, body=PasswordLogin(name="alicia", password="correct horse")
     )
     assert wrong.status_code == 400
+    assert isinstance(wrong.parsed, ApiError)
     assert wrong.parsed.code == ErrorCode.WRONG_PASSWORD
     alice = signed_in(
         login.sync(
@@ -163,7 +165,7 @@ def test_generated_client_drives_the_account_lifecycle(api, live_server):
         client=alice, body=CancelAccountRequest(password="battery staple")
     )
     assert isinstance(cancelled, Succeed)
-    assert me.sync_detailed(client=alice).status_code == 401
+    assert get_me.sync_detailed(client=alice).status_code == 401
     gone = login.sync_detailed(
         client=anonymous, body=PasswordLogin(name="alicia", password="battery staple")
     )
@@ -177,26 +179,28 @@ def test_generated_client_uploads_an_image_into_a_group(api, live_server):
     Skips while the server answers 501 for groups or uploads; runs as soon as they land.
     """
     from im_api_client.api.account import register
-    from im_api_client.api.groups import create, list_messages
-    from im_api_client.api.media import fetch, upload_image
+    from im_api_client.api.groups import create_group, list_messages
+    from im_api_client.api.media import fetch_media, upload_image
     from im_api_client.models import (
         CreateGroupRequest,
         GroupResponse,
         ImageUpload,
         MessageKind,
         MessageListResponse,
-        RegisterRequest,
+        RegistrationWithoutEmail,
         Uploaded,
     )
     from im_api_client.types import File
 
     anonymous = api.Client(base_url=live_server.url)
     token = register.sync(
-        client=anonymous, body=RegisterRequest(name="alice", password="correct horse")
+        client=anonymous, body=RegistrationWithoutEmail(name="alice", password="correct horse")
     ).token
     alice = api.AuthenticatedClient(base_url=live_server.url, token=token)
 
-    created = create.sync_detailed(client=alice, body=CreateGroupRequest(name="Weekend hiking"))
+    created = create_group.sync_detailed(
+        client=alice, body=CreateGroupRequest(name="Weekend hiking")
+    )
     skip_if_not_implemented(created, "POST /api/groups")
     assert created.status_code == 201, created.content
     assert isinstance(created.parsed, GroupResponse)
@@ -233,7 +237,7 @@ def test_generated_client_uploads_an_image_into_a_group(api, live_server):
     # The signed URL works without the bearer token.
     url = urlsplit(message.url)
     assert url.path == f"/api/media/{message.media_id}"
-    fetched = fetch.sync_detailed(
+    fetched = fetch_media.sync_detailed(
         message.media_id, client=anonymous, sig=parse_qs(url.query)["sig"][0]
     )
     skip_if_not_implemented(fetched, "GET /api/media/{media_id}")

@@ -2,8 +2,8 @@
 
 clients/browser/swagger_ui.mjs drives Debian's headless chromium with playwright-core:
 POST /user/register through "Try it out", "Authorize" (bearerAuth) with the token the page
-shows, then GET /user/me through "Try it out". The test checks what the page shows and that
-the screenshots are real renderings.
+shows, then GET /user/me through "Try it out". The test checks what the page shows (the
+spec's named schemas among it) and that the screenshots are real renderings.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ def test_swagger_ui_registers_authorizes_and_shows_me(live_server, tmp_path):
     shown = json.loads(result.stdout)
 
     assert shown["title"].startswith("IM account and media API")
+    # The UI reads the spec as written: its Schemas section names the components.
+    assert {"SignedIn", "ApiError", "RegisterRequest", "Uploaded"} <= set(shown["schemas"])
     register = shown["register"]
     assert register["status"] == 200
     assert (register["body"]["code"], register["body"]["info"]) == (0, "Succeed")

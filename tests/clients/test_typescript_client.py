@@ -17,7 +17,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "clients" / "typescript"
-SPEC = ROOT / "openapi" / "openapi.yaml"
 
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None or shutil.which("npm") is None,
@@ -25,7 +24,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run(*command: str, env: dict | None = None, timeout: float = 300) -> str:
+def run(*command: str, env: dict | None = None, timeout: float = 300, stderr=False) -> str:
+    """The command's output; fails the test when it fails."""
     result = subprocess.run(
         command,
         cwd=PROJECT,
@@ -35,6 +35,8 @@ def run(*command: str, env: dict | None = None, timeout: float = 300) -> str:
         timeout=timeout,
     )
     assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}\n{result.stderr}"
+    if stderr:
+        return result.stdout + result.stderr
     return result.stdout
 
 
@@ -46,11 +48,20 @@ def install_packages() -> None:
         run("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
 
 
-def test_typed_walkthrough_registers_logs_in_reads_me_and_logs_out(live_server, tmp_path):
-    """The generated types check the walk-through, which then runs against the server."""
+def test_typed_walkthrough_registers_logs_in_reads_me_and_logs_out(
+    live_server, published, tmp_path
+):
+    """The types generated from a live server's spec check the walk-through, which then runs
+    against the server."""
     install_packages()
-    run("node", "node_modules/.bin/openapi-typescript", str(SPEC), "--output", "src/schema.d.ts")
-    assert "export interface paths" in (PROJECT / "src" / "schema.d.ts").read_text()
+    url = f"{published.url}/openapi.json"
+    generated = run(
+        "node", "node_modules/.bin/openapi-typescript", url, "-o", "src/schema.d.ts", stderr=True
+    )
+    assert "warn" not in generated.lower(), generated
+    schema = (PROJECT / "src" / "schema.d.ts").read_text()
+    assert "export interface paths" in schema
+    assert "SignedIn: {" in schema and "ApiError: {" in schema  # the components' names
     # The type check (`npm run check`, here also writing the JavaScript): tsc exits non-zero,
     # and with noEmitOnError writes nothing, when a path, body or response does not match.
     run("node", "node_modules/typescript/bin/tsc", "--outDir", str(tmp_path / "dist"))

@@ -12,7 +12,7 @@ import createClient, { type Middleware } from "openapi-fetch";
 
 import type { components, paths } from "./schema.js";
 
-type ErrorBody = components["schemas"]["Error"];
+type ErrorBody = components["schemas"]["ApiError"];
 
 const baseUrl = process.argv[2] ?? process.env.IM_API_URL ?? "http://127.0.0.1:8000/api";
 
