@@ -31,7 +31,7 @@ def upload_voice(group_id, token_info):
 def fetch_media(media_id, sig):
     found = media.by_signed_link(media_id, sig)
     inline = media.KINDS[found.kind].inline
-    return serving.send(storage.path_of(found.sha256), found, inline=inline)
+    return serving.send(storage.store(), found, inline=inline)
 
 
 def _post(group_id, token_info, kind):

@@ -22,7 +22,7 @@ from im_api.front import Front
 from im_api.limits import BodyLimitMiddleware
 from im_api.overload import RequestThreads
 from im_api.validation import BODY_VALIDATORS
-from models import database
+from models import database, stores
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> cors.CrossOrigin:
     config.install(settings)
     security.configure(settings)
     database.bind(settings)
+    stores.for_settings(settings)  # a wrong IM_MEDIA_URL is said at start, not at an upload
 
     app = FlaskApp(__name__, specification_dir=SPEC_DIR, **speed.app_options(settings))
     app.add_api(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.config
+import os
 import sys
 from importlib import metadata
 
@@ -18,6 +19,9 @@ settings (environment variables; the README lists every one with its default):
                      secret (default ./instance)
   IM_DATABASE_URL    empty: SQLite in the instance folder;
                      postgresql://user@host:port/db for PostgreSQL
+  IM_MEDIA_URL       empty: media in the instance folder; s3://bucket[/prefix]
+                     [?endpoint=URL&region=NAME] for an S3-compatible bucket
+                     (credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)
   IM_MAIL_URL        empty: mails are written as .eml files to the outbox folder;
                      smtp://[user:password@]host[:port][?starttls=true] or
                      smtps://[user:password@]host[:port] to send them
@@ -131,7 +135,7 @@ def _migrate() -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from models import database, schema
+    from models import database, schema, stores
     from models.mail import parse_mail_url
 
     log_config = _log_config(args.log_level)
@@ -142,6 +146,19 @@ def _serve(args: argparse.Namespace) -> int:
             "SQLite serves one worker; set IM_DATABASE_URL to PostgreSQL for more.", file=sys.stderr
         )
         return 2
+    # A wrong IM_MEDIA_URL (or no credentials for it) is said before anything is changed.
+    try:
+        media = stores.for_settings(settings).describe()
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if settings.media_url and not os.environ.get("IM_SECRET_KEYS"):
+        logger.warning(
+            "Media in %s, signing keys generated in %s: servers on other machines will not "
+            "accept this one's tokens and media URLs unless IM_SECRET_KEYS is set on all",
+            media,
+            settings.instance_dir,
+        )
     # The generated secret and the schema are made here, once, before the workers start.
     settings.prepare_instance()
     try:
@@ -162,12 +179,13 @@ def _serve(args: argparse.Namespace) -> int:
             print(error, file=sys.stderr)
             return 2
     logger.info(
-        "Listening on http://%s:%d/api with %d worker(s); database: %s; mail: %s; "
+        "Listening on http://%s:%d/api with %d worker(s); database: %s; media: %s; mail: %s; "
         "Swagger UI: http://%s:%d/api/ui/",
         args.host,
         args.port,
         args.workers,
         database.describe(settings),
+        media,
         mail,
         args.host,
         args.port,

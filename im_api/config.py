@@ -32,6 +32,11 @@ class Settings:
     code_ttl: int = 10 * 60
     code_resend_after: int = 60
     code_max_tries: int = 5
+    # Where media is kept: empty for the instance folder's media/, or an S3-compatible
+    # bucket, s3://bucket[/prefix][?endpoint=URL&region=NAME&addressing=path|virtual].
+    media_url: str = ""
+    media_timeout: float = 10.0  # seconds to connect to the store, and for each read from it
+    media_attempts: int = 3  # tries of each request to the store (botocore's standard retries)
     media_url_ttl: int = 24 * 3600
     avatar_url_ttl: int = 365 * 24 * 3600
     max_json_bytes: int = 64 * 1024

@@ -2,9 +2,11 @@
 
 The API answers a download as any other operation, on a request thread: the spec's
 parameters, the signature, 304, Range, 416, the headers (`im_api.serving`). That thread
-leaves the opened file in the request's `FileSlot` and is done. The bytes go out from here,
-a chunk at a time, each within `IM_SEND_TIMEOUT` seconds: a client that stops reading holds
-a coroutine and a file handle, never a thread, and is cut off once the timeout passes.
+leaves the range it opened in the media store in the request's `FileSlot` and is done. The
+bytes go out from here, a chunk at a time (`models.stores.async_chunks`: read in the loop
+from a local file, in a thread from S3), each sent within `IM_SEND_TIMEOUT` seconds: a
+client that stops reading holds a coroutine and an open file or connection, never a
+request thread, and is cut off once the timeout passes.
 """
 
 from __future__ import annotations
@@ -17,16 +19,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from im_api.config import Settings
 from im_api.serving import SEND_FILE, FileSlot
+from models import stores
 
 logger = logging.getLogger(__name__)
 
 # Set in the task of a download this module cut off: uvicorn then says, at ERROR, that the
 # app "returned without completing response", which is the point here (`QuietCutOffs`).
 _cut_off = contextvars.ContextVar("im_api_download_cut_off", default=False)
-
-# Small enough that hundreds of stalled clients hold little memory (at most about a chunk
-# each above what the kernel buffers), large enough that a fast one costs few sends.
-CHUNK = 64 * 1024
 
 
 class QuietCutOffs(logging.Filter):
@@ -50,7 +49,7 @@ class MediaDownloads:
         status = 0
 
         def sends_file() -> bool:
-            return slot.file is not None and status in (200, 206)
+            return slot.chunks is not None and status in (200, 206)
 
         async def headers_only(message: Message) -> None:
             nonlocal status
@@ -74,16 +73,16 @@ class MediaDownloads:
         gone = asyncio.Event()
         watcher = asyncio.create_task(_until_disconnected(receive, gone))
         left = slot.length
+        chunks = stores.async_chunks(slot.chunks)
         try:
-            while left > 0 and not gone.is_set():
-                # A read of the page cache costs less than a hop to a thread (as for spools).
-                chunk = slot.file.read(min(CHUNK, left))
-                if not chunk:
-                    logger.error("Media file shorter than its row says: %s", slot.file.name)
-                    return
+            async for chunk in chunks:
                 left -= len(chunk)
                 message = {"type": "http.response.body", "body": chunk, "more_body": left > 0}
                 await asyncio.wait_for(send(message), self.send_timeout)
+                if left <= 0 or gone.is_set():
+                    break
+            if left > 0 and not gone.is_set():
+                logger.error("Media object shorter than its row says: %d bytes missing", left)
         except asyncio.TimeoutError:
             _cut_off.set(True)
             logger.info(
@@ -91,8 +90,12 @@ class MediaDownloads:
                 self.send_timeout,
                 left,
             )
+        except Exception as error:  # the store failed midway (logged by the store)
+            # The status line is gone: ending short of Content-Length is all there is left.
+            logger.info("Download ended short: %r (%d bytes unsent)", error, left)
         finally:
             watcher.cancel()
+            await chunks.aclose()
 
 
 async def _until_disconnected(receive: Receive, gone: asyncio.Event) -> None:

@@ -56,6 +56,7 @@ class Error(enum.Enum):
         "Too many uploads at once: at most {limit}, retry in {retry_after} s",
     )
     INSUFFICIENT_STORAGE = (4010, 507, "Not enough free disk for uploads, try again later")
+    MEDIA_STORE_UNAVAILABLE = (4015, 503, "The media store did not answer")
 
     @property
     def code(self) -> int:

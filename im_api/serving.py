@@ -1,12 +1,13 @@
-"""Answering a GET of a stored media file: ETag, one Range, and headers that keep a browser
-from running it.
+"""Answering a GET of a stored media: ETag, one Range, and headers that keep a browser from
+running it; the bytes come from the media store (`models.stores`: the folder or S3).
 
 Every answer carries `X-Content-Type-Options: nosniff` and `Content-Security-Policy:
 sandbox`; verified images and audio go `inline`, everything else as an `attachment`, both
 with an RFC 6266 file name (an ASCII `filename=` and the exact `filename*=UTF-8''...`).
 
 The handler runs on a request thread, which must not wait on a slow client: it answers the
-status and headers, opens the file and leaves it in the request's `FileSlot`; the front
+status and headers, opens the range in the store (so a missing object is 404 and a failing
+store 503, in the envelope) and leaves it in the request's `FileSlot`; the front
 (`im_api.downloads`) sends the bytes from the event loop.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path
 from urllib.parse import quote
 
 import flask
@@ -22,6 +22,7 @@ from werkzeug.datastructures import Range
 from werkzeug.http import parse_range_header
 
 from im_api.errors import ApiError, Error
+from models.stores import Chunks, Store
 
 # Where the front leaves a `FileSlot` in the ASGI scope of a media download.
 SEND_FILE = "im_api.send_file"
@@ -35,30 +36,31 @@ SAFE_HEADERS = {
 
 
 class FileSlot:
-    """The open file of a download and the bytes of it to send: [start, start + length)."""
+    """The opened range of a download, [start, start + length) of its object, to send."""
 
     def __init__(self):
-        self.file = None
+        self.chunks: Chunks | None = None
         self.length = 0
 
-    def put(self, path: Path, start: int, length: int) -> None:
-        """Open the file now, so a deletion after the headers were decided cannot cut it."""
-        self.file = open(path, "rb")  # noqa: SIM115 (closed by the front through close())
-        self.file.seek(start)
+    def put(self, chunks: Chunks, length: int) -> None:
+        """Opened now (`Store.open`), so a deletion after the headers were decided cannot cut
+        it, and a store that fails is answered in the envelope."""
+        self.chunks = chunks
         self.length = length
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+        if self.chunks is not None:
+            self.chunks.close()
+            self.chunks = None
 
 
-def send(path: Path, media, *, inline: bool) -> flask.Response:
-    """The response to a GET or HEAD of `media` (its file at `path`) for the current request:
-    status and headers, the file left in the request's `FileSlot` for a body to send.
+def send(store: Store, media, *, inline: bool) -> flask.Response:
+    """The response to a GET or HEAD of `media` (its object in `store`) for the current
+    request: status and headers, the opened range left in the request's `FileSlot` for a
+    body to send.
 
-    Raises RANGE_NOT_SATISFIABLE for a single range outside the file, MEDIA_NOT_FOUND when
-    the file went meanwhile.
+    Raises RANGE_NOT_SATISFIABLE for a single range outside the media, MEDIA_NOT_FOUND when
+    the object went meanwhile, MEDIA_STORE_UNAVAILABLE when the store fails.
     """
     request = flask.request
     headers = {
@@ -67,6 +69,7 @@ def send(path: Path, media, *, inline: bool) -> flask.Response:
         "Content-Disposition": content_disposition(media.filename, inline),
     }
     if request.if_none_match.contains_weak(media.sha256):
+        _ensure_exists(store, media.sha256)
         return flask.Response(status=304, headers=headers)
     span = _range(request, media.sha256, media.size)
     if span is None:
@@ -77,12 +80,17 @@ def send(path: Path, media, *, inline: bool) -> flask.Response:
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{media.size}"
     headers["Content-Length"] = str(length)
     if request.method == "GET" and length:
-        try:
-            request.environ["asgi.scope"][SEND_FILE].put(path, start, length)
-        except FileNotFoundError:
-            raise ApiError(Error.MEDIA_NOT_FOUND) from None
-    # No body here: the front sends the file's bytes (HEAD sends none).
+        chunks = store.open(media.sha256, start, length)
+        request.environ["asgi.scope"][SEND_FILE].put(chunks, length)
+    else:  # HEAD, or an empty media: no bytes to read, but they must be there
+        _ensure_exists(store, media.sha256)
+    # No body here: the front sends the bytes (HEAD sends none).
     return flask.Response(status=status, headers=headers, mimetype=media.content_type)
+
+
+def _ensure_exists(store: Store, sha256: str) -> None:
+    if not store.exists(sha256):
+        raise ApiError(Error.MEDIA_NOT_FOUND)
 
 
 def content_disposition(filename: str, inline: bool) -> str:

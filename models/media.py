@@ -102,8 +102,9 @@ def limit(kind: str) -> int:
     return getattr(current(), f"max_{kind}_bytes")
 
 
-def store(spool: storage.Spool, filename: str, kind: str, uploader: User) -> Media:
-    """Check a received upload against the rules of `kind` and keep it as a new Media row.
+def accept(spool: storage.Spool, filename: str, kind: str, uploader: User) -> Media:
+    """Check a received upload against the rules of `kind`; returns its new Media row (not
+    flushed, its bytes not stored yet: `committing` does that).
 
     The part is named like the kind (`image`, `expression`, `voice`, `file`, `avatar`).
     Raises MEDIA_TOO_LARGE, WRONG_MEDIA_TYPE (a type the kind does not accept, or markup
@@ -114,7 +115,7 @@ def store(spool: storage.Spool, filename: str, kind: str, uploader: User) -> Med
     content_type = _content_type(spool.path, kind)
     if KINDS[kind].image:
         _check_image(spool.path, kind, content_type)
-    media = Media(
+    return Media(
         sha256=spool.sha256,
         size=spool.size,
         content_type=content_type,
@@ -123,45 +124,59 @@ def store(spool: storage.Spool, filename: str, kind: str, uploader: User) -> Med
         created_at=now(),
         uploader=uploader,
     )
-    storage.keep(spool)
-    return media
 
 
 @contextlib.contextmanager
 def committing(spool: storage.Spool, filename: str, kind: str, uploader: User):
-    """`store` the upload, let the block use the new Media, then commit.
+    """`accept` the upload and keep its bytes in the store, let the block use the new Media,
+    then commit.
 
-    If the block or the commit fails, the transaction rolls back and the file just placed
-    goes again unless another row names it: no file is left that no row names. Raises what
-    `store` raises, and whatever the block or the commit raised.
+    If keeping, the block or the commit fails, the transaction rolls back and the object
+    just stored goes again unless another row names it: no object is left that no row
+    names. Raises what `accept` raises (then nothing was stored), MEDIA_STORE_UNAVAILABLE,
+    and whatever the block or the commit raised.
     """
-    media = store(spool, filename, kind, uploader)
+    media = accept(spool, filename, kind, uploader)
     sha256 = media.sha256
+    kept = False
     try:
+        storage.keep(spool)
+        kept = True
         yield media
         commit()
-    except BaseException:
+    except BaseException as error:
         rollback()
-        _forget_after_rollback(sha256)
+        if not kept and _store_failed(error):
+            # Nothing to take back: an upload the store failed was aborted (S3 shows only
+            # whole objects), and a store that just failed would keep the client waiting
+            # once more for a cleanup. Logged, in case it wrote the object and then failed.
+            logger.warning("Upload of %s not kept: the media store failed", sha256)
+        else:
+            _forget_after_rollback(sha256)
         raise
 
 
-def change_avatar(user: User, spool: storage.Spool, filename: str) -> Media:
-    """Make an uploaded image the user's avatar (committed) and let the previous one go.
+def _store_failed(error: BaseException) -> bool:
+    return isinstance(error, ApiError) and error.error is Error.MEDIA_STORE_UNAVAILABLE
 
-    Raises what `store` raises.
+
+def change_avatar(user: User, spool: storage.Spool, filename: str) -> Media:
+    """Make an uploaded image the user's avatar and let the previous one go, committed.
+
+    One transaction: if the store cannot delete the previous avatar's object, nothing
+    changes. Raises what `committing` raises.
     """
     previous = user.avatar
     with committing(spool, filename, "avatar", user) as avatar:
         user.avatar = avatar
-    if previous is not None:
-        release(previous)
+        if previous is not None:
+            release(previous)
     return avatar
 
 
 def release(media: Media) -> None:
-    """Forget `media` unless a message shows it or it is an avatar; its file goes with the
-    last row that names it."""
+    """Forget `media` unless a message shows it or it is an avatar; its object goes with the
+    last row that names it. Raises MEDIA_STORE_UNAVAILABLE when the store cannot delete it."""
     if not media.messages.is_empty() or media.avatar_of is not None:
         return
     sha256 = media.sha256
@@ -173,8 +188,8 @@ def _forget_after_rollback(sha256: str) -> None:
     try:
         storage.forget(sha256, lambda: Media.exists(sha256=sha256))
         commit()
-    except Exception:  # the original failure matters more; the file is only garbage
-        logger.exception("Could not remove media file %s after a failed upload", sha256)
+    except Exception:  # the original failure matters more; the object is only garbage
+        logger.exception("Could not remove media object %s after a failed upload", sha256)
         rollback()
 
 
@@ -182,12 +197,13 @@ def by_signed_link(media_id: int, signature: str) -> Media:
     """The media a signed URL names.
 
     Raises BAD_MEDIA_LINK for a signature that is wrong, expired or for another media, and
-    MEDIA_NOT_FOUND when the media is gone (or its file is).
+    MEDIA_NOT_FOUND when the media is gone. Whether its object is still in the store is
+    found when it is read (`models.stores.Store.open`).
     """
     if not security.verify_media(media_id, signature):
         raise ApiError(Error.BAD_MEDIA_LINK)
     media = Media.get(id=media_id)
-    if media is None or not storage.path_of(media.sha256).is_file():
+    if media is None:
         raise ApiError(Error.MEDIA_NOT_FOUND)
     return media
 

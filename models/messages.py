@@ -16,7 +16,7 @@ DELETED_SENDER = {"id": None, "name": "deleted user", "avatar_url": None}
 def send(group: Group, sender: User, kind: str, spool: Spool, filename: str) -> Message:
     """Keep an upload of `kind` and post it to the group as a message, committed.
 
-    Raises what `models.media.store` raises (nothing is kept then).
+    Raises what `models.media.committing` raises (nothing is kept then).
     """
     with media.committing(spool, filename, kind, sender) as stored:
         message = post(group, sender, stored)

@@ -1,17 +1,19 @@
-"""Content-addressed media files: one file per SHA-256, `<media folder>/<sha256>`.
+"""Keeping media: uploads spooled to disk, then placed in the media store under their hash.
 
-An upload is spooled into `<media folder>/.incoming/` while it streams in, hashed as it is
-written; once accepted it is fsynced and renamed into place with `os.replace`, so a reader
-sees a whole file or none, and a crash leaves at most a stray spool file (swept after a
-day), never a partial media file. Identical uploads share one file; `Media` rows name it
-by `sha256`.
+An upload is spooled into `<media folder>/.incoming/` (on the local disk whichever store
+is used) while it streams in, hashed as it is written; once accepted it goes to the store
+(`models.stores`: the instance folder, or an S3 bucket) under its SHA-256. Identical
+uploads share one object; `Media` rows name it by `sha256`. A crash leaves at most a stray
+spool file (swept after a day), never a partial object.
 
-Placing and deleting a file happen under a per-hash lock held until the transaction ends
-(a PostgreSQL advisory lock; on SQLite, the database's write lock), after the rows are
-flushed, so one request never deletes a file that a concurrent one is giving a new row.
-A transaction that fails after placing a file removes it again (`media.committing`); one
-whose commit fails after deleting a file leaves rows that were on their way out without
-their file, which fetch answers 404 (never a partial file).
+Placing and deleting an object happen under a per-hash lock held until the transaction
+ends (a PostgreSQL advisory lock, which every process and machine on the database shares;
+on SQLite, the database's write lock), after the rows are flushed, so one request never
+deletes an object that a concurrent one is giving a new row. The slow part of placing
+(fsync, or the upload to S3) runs before the lock. A transaction that fails after placing
+an object removes it again (`media.committing`); one whose commit fails after deleting an
+object leaves rows that were on their way out without it, which fetch answers 404 (never a
+partial object).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from pony.orm import flush
 
 from im_api.config import current
+from models import stores
 from models.database import db
 
 logger = logging.getLogger(__name__)
@@ -36,9 +39,9 @@ STALE_SPOOL_SECONDS = 24 * 3600
 _swept: set[Path] = set()
 
 
-def path_of(sha256: str) -> Path:
-    """Where the file with this hash lives (it may not exist)."""
-    return current().media_dir / sha256
+def store() -> stores.Store:
+    """The media store of the app this process serves."""
+    return stores.for_settings(current())
 
 
 class Spool:
@@ -80,35 +83,32 @@ class Spool:
 
 
 def keep(spool: Spool) -> str:
-    """Move a closed spool into place as its hash's file; returns the hash.
+    """Put a closed spool in the store as its hash's object; returns the hash.
 
-    Call inside the transaction that adds the row naming the file, after that row is
-    flushed: the file and the row then appear together, or the row never does.
+    Call inside the transaction that adds the row naming the object, after making that row:
+    the object then exists before the row is committed, or the row never is. Raises
+    MEDIA_STORE_UNAVAILABLE when the store fails.
     """
     sha256 = spool.sha256
-    with open(spool.path, "rb") as written:
-        os.fsync(written.fileno())  # before the lock: a slow disk holds no one else up
+    media_store = store()
+    media_store.prepare(spool)  # the slow part, before the lock
     _lock(sha256)
-    target = path_of(sha256)
-    if target.exists():
-        spool.discard()  # the same bytes are stored already
-        return sha256
-    os.replace(spool.path, target)
-    _fsync_dir(target.parent)
+    media_store.place(spool)
+    spool.discard()  # a no-op once the folder store moved it into place
     return sha256
 
 
 def forget(sha256: str, still_used) -> None:
-    """Delete the hash's file unless `still_used()` (a query for its rows) is true.
+    """Delete the hash's object unless `still_used()` (a query for its rows) is true.
 
-    Call after the rows that named the file are deleted and flushed, inside that
-    transaction.
+    Call after the rows that named the object are deleted, inside that transaction. Raises
+    MEDIA_STORE_UNAVAILABLE when the store fails (the transaction then rolls back whole).
     """
     _lock(sha256)
     if still_used():
         return
-    path_of(sha256).unlink(missing_ok=True)
-    logger.debug("Media file %s deleted", sha256)
+    store().delete(sha256)
+    logger.debug("Media object %s deleted", sha256)
 
 
 def _lock(sha256: str) -> None:
@@ -121,14 +121,6 @@ def _lock(sha256: str) -> None:
         # SQLite has one writer at a time: inside a transaction Pony began IMMEDIATE, this
         # process holds the write lock until the transaction ends.
         db.execute("SELECT 1")
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sweep_once(incoming: Path) -> None:

@@ -5,6 +5,10 @@ root conftest.py unless it is set to a PostgreSQL server
 (`postgresql://postgres@127.0.0.1:5432/test`): the same suite runs on both. Its tables are
 made by the migrations, as a server's are, when the first app is built. Pony binds one
 database per process, so tables are emptied between tests instead of a new database made.
+
+The media store is the instance folder unless `IM_TEST_MEDIA_STORE=s3`: then every test's
+app keeps media in a bucket of a real S3 endpoint (moto's server mode on loopback, started
+once for the run), under a prefix of its own.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from pony.orm import db_session
+from s3_endpoint import MotoEndpoint
 
 from im_api.app import create_app
 from im_api.config import Settings
@@ -49,16 +56,83 @@ def clock() -> Clock:
     return Clock()
 
 
+MEDIA_STORES = ("folder", "s3")
+
+
+@pytest.fixture(scope="session")
+def media_store() -> str:
+    """Where the tests' apps keep media: `folder` (default) or `s3`."""
+    store = os.environ.get("IM_TEST_MEDIA_STORE") or "folder"
+    if store not in MEDIA_STORES:
+        raise pytest.UsageError(f"IM_TEST_MEDIA_STORE must be one of {MEDIA_STORES}")
+    return store
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A real S3 endpoint on loopback (moto's server mode), one for the whole run."""
+    endpoint = MotoEndpoint()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_bucket(media_store, request) -> str | None:
+    if media_store != "s3":
+        return None
+    return request.getfixturevalue("s3").new_bucket()
+
+
 @pytest.fixture
-def settings(tmp_path, database_url, clock) -> Settings:
+def media_url(media_store, shared_bucket, request) -> str:
+    """The test's `IM_MEDIA_URL`: empty (the folder), or its own prefix of the shared bucket."""
+    if media_store != "s3":
+        return ""
+    s3 = request.getfixturevalue("s3")
+    return s3.media_url(shared_bucket, prefix=f"t-{uuid.uuid4().hex[:12]}/media")
+
+
+@pytest.fixture
+def settings(tmp_path, database_url, clock, media_url) -> Settings:
     return Settings.from_env(
         environ={},
         instance_dir=tmp_path / "instance",
         database_url=database_url,
+        media_url=media_url,
         bcrypt_rounds=4,
         validate_responses=True,
         clock=clock,
     )
+
+
+class StoredMedia:
+    """What the app's media store holds, looked at from outside the app."""
+
+    def __init__(self, settings: Settings, s3: MotoEndpoint | None):
+        self.settings = settings
+        self.s3 = s3
+        if settings.media_url:
+            location = urlsplit(settings.media_url)
+            self.bucket = location.hostname
+            self.prefix = location.path.strip("/") + "/" if location.path.strip("/") else ""
+
+    def hashes(self) -> list[str]:
+        """The hashes stored, sorted (the folder's spool folder left out)."""
+        if not self.settings.media_url:
+            folder = self.settings.media_dir
+            return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+        return [key[len(self.prefix) :] for key in self.s3.keys(self.bucket, self.prefix)]
+
+    def read(self, sha256: str) -> bytes:
+        if not self.settings.media_url:
+            return (self.settings.media_dir / sha256).read_bytes()
+        return self.s3.read(self.bucket, self.prefix + sha256)
+
+
+@pytest.fixture
+def stored(settings, request) -> StoredMedia:
+    s3 = request.getfixturevalue("s3") if settings.media_url else None
+    return StoredMedia(settings, s3)
 
 
 def empty_tables() -> None:
@@ -230,20 +304,29 @@ def new_server():
 
 
 @pytest.fixture
-def serve(tmp_path, database_url):
-    """Starts `im-api serve` on the test database (emptied first) with extra settings:
-    `serve(IM_SEND_TIMEOUT="1")`. Two workers on PostgreSQL, one on SQLite, unless given."""
-    # The parent binds the test database only to empty it; the server has its own process.
+def served_database(tmp_path, database_url) -> str:
+    """The test database, emptied for servers of their own to use; returns its URL."""
+    # This process binds the test database only to empty it; servers have their own process.
     create_app(
         Settings.from_env(environ={}, instance_dir=tmp_path / "parent", database_url=database_url)
     )
     empty_tables()
+    return database_url
+
+
+@pytest.fixture
+def serve(tmp_path, served_database, media_url):
+    """Starts `im-api serve` on the test database (emptied first) and the test's media store,
+    with extra settings: `serve(IM_SEND_TIMEOUT="1")`. Two workers on PostgreSQL, one on
+    SQLite, unless given."""
+    database_url = served_database
     servers: list[LiveServer] = []
 
     def start(workers: int | None = None, **env: str) -> LiveServer:
         if workers is None:
             workers = 1 if database_url.startswith("sqlite") else 2
         instance = tmp_path / f"server{len(servers)}" / "instance"
+        env = {"IM_MEDIA_URL": media_url, **env}
         servers.append(LiveServer(instance, database_url, workers=workers, **env))
         return servers[-1].start()
 
@@ -254,7 +337,7 @@ def serve(tmp_path, database_url):
 
 @pytest.fixture
 def live_server(serve):
-    """A served app on the test database (emptied first)."""
+    """A served app on the test database (emptied first) and the test's media store."""
     return serve()
 
 

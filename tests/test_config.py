@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from im_api.config import Settings
+from models import stores
+from models.stores.local import LocalStore
+from models.stores.s3 import S3Location, parse_url
 
 
 def test_settings_come_from_im_variables():
@@ -69,3 +77,78 @@ def test_the_sqlite_file_is_absolute_and_relative_paths_start_at_the_working_fol
     assert default.sqlite_file == tmp_path / "inst" / "im.sqlite"
     postgres = Settings.from_env({"IM_DATABASE_URL": "postgresql://im@db:5432/im"})
     assert postgres.sqlite_file is None
+
+
+def test_media_settings_come_from_im_variables():
+    settings = Settings.from_env(
+        {
+            "IM_MEDIA_URL": "s3://media/im?endpoint=http://127.0.0.1:9000",
+            "IM_MEDIA_TIMEOUT": "2.5",
+            "IM_MEDIA_ATTEMPTS": "2",
+        }
+    )
+    assert settings.media_url == "s3://media/im?endpoint=http://127.0.0.1:9000"
+    assert (settings.media_timeout, settings.media_attempts) == (2.5, 2)
+    defaults = Settings.from_env({})
+    assert (defaults.media_url, defaults.media_timeout, defaults.media_attempts) == ("", 10.0, 3)
+
+
+def test_the_default_media_store_is_the_instance_folder(tmp_path):
+    settings = Settings.from_env({}, instance_dir=tmp_path / "i")
+    store = stores.for_settings(settings)
+    assert isinstance(store, LocalStore) and store.folder == settings.media_dir
+
+
+@pytest.mark.parametrize(
+    "url, location",
+    [
+        ("s3://media-bucket", S3Location("media-bucket", "", None, None, "auto")),
+        (
+            "s3://media-bucket/im/prod/?region=eu-west-3",
+            S3Location("media-bucket", "im/prod", None, "eu-west-3", "auto"),
+        ),
+        (
+            "s3://media.example/im?endpoint=http%3A%2F%2F127.0.0.1%3A9000&addressing=path",
+            S3Location("media.example", "im", "http://127.0.0.1:9000", None, "path"),
+        ),
+        (
+            "s3://m3d?endpoint=https://storage.example:8443&region=auto",
+            S3Location("m3d", "", "https://storage.example:8443", "auto", "auto"),
+        ),
+    ],
+)
+def test_an_s3_media_url_names_bucket_prefix_endpoint_and_region(url, location):
+    assert parse_url(url) == location
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://media/im",
+        "s3://",
+        "s3:///im",
+        "s3://Media_Bucket",
+        "s3://media-bucket?colour=blue",
+        "s3://media-bucket?endpoint=ftp://127.0.0.1",
+        "s3://media-bucket?addressing=sideways",
+        "s3://user:secret@media-bucket",
+        "s3://media-bucket/a/../b",
+    ],
+)
+def test_a_wrong_media_url_is_refused_naming_the_setting(url, tmp_path):
+    settings = Settings.from_env({}, instance_dir=tmp_path / "i", media_url=url)
+    with pytest.raises(ValueError, match="IM_MEDIA_URL"):
+        stores.for_settings(settings)
+
+
+def test_serve_refuses_a_wrong_media_url_before_it_listens(tmp_path):
+    environ = {**os.environ, "IM_INSTANCE_DIR": str(tmp_path / "i"), "IM_MEDIA_URL": "ftp://x"}
+    environ.pop("IM_DATABASE_URL", None)
+    finished = subprocess.run(
+        [sys.executable, "-m", "im_api.cli", "serve", "--port", "1"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 2 and "IM_MEDIA_URL" in finished.stderr

@@ -49,11 +49,6 @@ def assert_error(response, status: int, code: int) -> dict:
     return body
 
 
-def media_files(settings) -> list[str]:
-    """The stored media files (by hash), leaving out the spool folder."""
-    return sorted(p.name for p in settings.media_dir.iterdir() if p.name != storage.INCOMING)
-
-
 def spools(settings) -> list[str]:
     incoming = settings.media_dir / storage.INCOMING
     return sorted(p.name for p in incoming.iterdir()) if incoming.exists() else []
@@ -169,11 +164,11 @@ def test_upload_file_accepts_any_bytes_and_serves_markup_as_an_opaque_attachment
     ],
 )
 def test_an_upload_of_the_wrong_kind_is_refused_and_nothing_is_kept(
-    client, alice, group_id, settings, kind, filename, make, status, code
+    client, alice, group_id, settings, kind, filename, make, status, code, stored
 ):
     body = assert_error(upload(client, alice, group_id, kind, filename, make()), status, code)
     assert f"[{kind}]" in body["info"]
-    assert media_files(settings) == [] and spools(settings) == []
+    assert stored.hashes() == [] and spools(settings) == []
     with db_session:
         assert Media.select().count() == 0 and Message.select().count() == 0
 
@@ -206,11 +201,11 @@ def test_an_image_just_over_the_pixel_limit_is_refused(client, alice, group_id, 
     assert "10000" in body["info"]
 
 
-def test_a_10_mb_sticker_is_refused_with_the_limit(client, alice, group_id, settings):
+def test_a_10_mb_sticker_is_refused_with_the_limit(client, alice, group_id, settings, stored):
     big = samples.png() + b"\x00" * (10 * 1024 * 1024)
     body = assert_error(upload(client, alice, group_id, "expression", "big.png", big), 413, 4003)
     assert body["info"] == "[expression] too large: the limit is 1048576 bytes"
-    assert media_files(settings) == [] and spools(settings) == []
+    assert stored.hashes() == [] and spools(settings) == []
 
 
 def test_the_byte_limit_is_exact(client, alice, group_id, settings):
@@ -240,12 +235,12 @@ def test_a_declared_content_length_over_the_limit_is_refused_unread(
 # --- Who may upload --------------------------------------------------------------------------
 
 
-def test_a_non_member_cannot_upload_list_or_see_a_group(client, auth, group_id, settings):
+def test_a_non_member_cannot_upload_list_or_see_a_group(client, auth, group_id, settings, stored):
     mallory = auth.new_user("mallory")
     for kind, make in [("image", samples.png), ("file", samples.pdf)]:
         assert_error(upload(client, mallory, group_id, kind, "x", make()), 403, 3002)
     assert_error(client.get(f"/api/groups/{group_id}/messages", headers=mallory), 403, 3002)
-    assert media_files(settings) == [] and spools(settings) == []
+    assert stored.hashes() == [] and spools(settings) == []
 
 
 def test_uploading_into_an_unknown_group_is_404(client, alice, settings):
@@ -261,18 +256,18 @@ def test_uploading_needs_a_token(client, group_id):
 # --- Storage -------------------------------------------------------------------------------
 
 
-def test_identical_uploads_share_one_file(client, alice, group_id, settings):
+def test_identical_uploads_share_one_file(client, alice, group_id, settings, stored):
     content = samples.png()
     first = upload(client, alice, group_id, "image", "a.png", content).json()
     second = upload(client, alice, group_id, "file", "b.png", content).json()
     assert first["media_id"] != second["media_id"]
-    assert media_files(settings) == [hashlib.sha256(content).hexdigest()]
-    assert (settings.media_dir / hashlib.sha256(content).hexdigest()).read_bytes() == content
+    assert stored.hashes() == [hashlib.sha256(content).hexdigest()]
+    assert stored.read(hashlib.sha256(content).hexdigest()) == content
     assert client.get(second["url"]).headers["content-disposition"].startswith("attachment;")
 
 
 def test_a_failure_after_the_file_was_placed_leaves_no_file_and_no_row(
-    client, alice, group_id, settings, monkeypatch
+    client, alice, group_id, settings, monkeypatch, stored
 ):
     """The file is placed before the commit; if the rest fails, it goes again."""
     from models import messages
@@ -282,17 +277,17 @@ def test_a_failure_after_the_file_was_placed_leaves_no_file_and_no_row(
 
     monkeypatch.setattr(messages, "post", broken_post)
     assert_error(upload(client, alice, group_id, "image", "a.png", samples.png()), 500, 1010)
-    assert media_files(settings) == [] and spools(settings) == []
+    assert stored.hashes() == [] and spools(settings) == []
     with db_session:
         assert Media.select().count() == 0
 
 
-def test_a_spool_is_never_a_media_file_and_stale_ones_are_swept(app, settings):
+def test_a_spool_is_never_a_media_file_and_stale_ones_are_swept(app, settings, stored):
     """A crash mid-upload leaves only a spool in .incoming, which a later start removes."""
     with db_session:
         spool = storage.Spool()
         spool.write(b"half an upload")
-    assert media_files(settings) == []
+    assert stored.hashes() == []
     old = time.time() - storage.STALE_SPOOL_SECONDS - 60
     os.utime(spool.path, (old, old))
     storage._swept.clear()
@@ -300,14 +295,16 @@ def test_a_spool_is_never_a_media_file_and_stale_ones_are_swept(app, settings):
     assert spools(settings) == []
 
 
-def test_the_group_s_files_go_when_its_last_member_leaves(client, alice, group_id, settings):
+def test_the_group_s_files_go_when_its_last_member_leaves(
+    client, alice, group_id, settings, stored
+):
     upload(client, alice, group_id, "image", "a.png", samples.png())
-    assert len(media_files(settings)) == 1
+    assert len(stored.hashes()) == 1
     response = client.delete(
         f"/api/groups/{group_id}/members/{user_id(client, alice)}", headers=alice
     )
     assert response.status_code == 200, response.text
-    assert media_files(settings) == []
+    assert stored.hashes() == []
     with db_session:
         assert Media.select().count() == 0
 
@@ -331,14 +328,14 @@ def test_change_image_sets_an_avatar_that_me_and_member_lists_show(client, auth,
     assert fetched.headers["content-disposition"].startswith("inline;")
 
 
-def test_a_new_avatar_replaces_the_old_one_and_its_file(client, alice, settings):
+def test_a_new_avatar_replaces_the_old_one_and_its_file(client, alice, settings, stored):
     first = client.post(
         "/api/user/change_image", headers=alice, files={"avatar": ("a.png", samples.png())}
     ).json()["url"]
     second = client.post(
         "/api/user/change_image", headers=alice, files={"avatar": ("b.gif", samples.gif())}
     ).json()["url"]
-    assert media_files(settings) == [hashlib.sha256(samples.gif()).hexdigest()]
+    assert stored.hashes() == [hashlib.sha256(samples.gif()).hexdigest()]
     assert_error(client.get(first), 404, 4006)
     assert client.get(second).status_code == 200
 
@@ -368,26 +365,26 @@ def test_an_avatar_must_be_a_small_image(client, alice, settings):
 
 
 def test_cancel_account_removes_the_avatar_file_and_keeps_messages(
-    client, auth, alice, group_id, settings
+    client, auth, alice, group_id, settings, stored
 ):
     bob = auth.new_user("bob")
     client.post(f"/api/groups/{group_id}/members", json={"name": "bob"}, headers=alice)
     client.post("/api/user/change_image", headers=bob, files={"avatar": ("b.png", samples.png())})
     sticker = upload(client, bob, group_id, "expression", "hi.gif", samples.gif()).json()
-    assert len(media_files(settings)) == 2
+    assert len(stored.hashes()) == 2
 
     response = client.post(
         "/api/user/cancel_account", json={"password": "correct horse"}, headers=bob
     )
     assert response.status_code == 200, response.text
-    assert media_files(settings) == [hashlib.sha256(samples.gif()).hexdigest()]
+    assert stored.hashes() == [hashlib.sha256(samples.gif()).hexdigest()]
     messages = client.get(f"/api/groups/{group_id}/messages", headers=alice).json()["messages"]
     assert messages[0]["sender"] == {"id": None, "name": "deleted user", "avatar_url": None}
     assert client.get(sticker["url"]).content == samples.gif()
 
 
 def test_cancel_account_keeps_an_avatar_file_a_message_still_shows(
-    client, auth, alice, group_id, settings
+    client, auth, alice, group_id, settings, stored
 ):
     bob = auth.new_user("bob")
     client.post(f"/api/groups/{group_id}/members", json={"name": "bob"}, headers=alice)
@@ -395,11 +392,11 @@ def test_cancel_account_keeps_an_avatar_file_a_message_still_shows(
     client.post("/api/user/change_image", headers=alice, files={"avatar": ("a.png", content)})
     sent = upload(client, alice, group_id, "image", "same.png", content).json()
     client.post("/api/user/cancel_account", json={"password": "correct horse"}, headers=alice)
-    assert media_files(settings) == [hashlib.sha256(content).hexdigest()]
+    assert stored.hashes() == [hashlib.sha256(content).hexdigest()]
     assert client.get(sent["url"]).content == content
     # Once bob leaves too, the group and its messages go, and with them the file.
     client.delete(f"/api/groups/{group_id}/members/{user_id(client, bob)}", headers=bob)
-    assert media_files(settings) == []
+    assert stored.hashes() == []
 
 
 # --- Fetching ------------------------------------------------------------------------------
