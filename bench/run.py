@@ -39,6 +39,7 @@ from bench import fixtures, report
 from bench.report import MB, Result
 from bench.servers import (
     REPO,
+    S3Endpoint,
     Server,
     cpu_seconds,
     machine_busy_seconds,
@@ -135,6 +136,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ops",
         default=",".join(OPERATIONS),
         help=f"comma-separated operations (default all: {','.join(OPERATIONS)})",
+    )
+    parser.add_argument(
+        "--s3",
+        action="store_true",
+        help="keep both servers' media in an S3 bucket of a moto server started for the run "
+        "(default: the instance folder)",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and logs")
@@ -253,6 +260,7 @@ class Bench:
         )
         self.folder = Path(tempfile.mkdtemp(prefix="im-bench-"))
         self.servers: dict[str, Server] = {}
+        self.s3: S3Endpoint | None = None
         self.load: LoadProcess | None = None
         self.probe: BcryptProbe | None = None
         self.task_number = 0
@@ -265,10 +273,16 @@ class Bench:
             IM_BCRYPT_ROUNDS=str(self.args.bcrypt_rounds),
             IM_SECRET_KEYS=secrets.token_urlsafe(32),
         )
+        if self.s3:
+            self.s3.use_fake_credentials(env)
+            env["IM_MEDIA_URL"] = self.s3.media_url
         return env
 
     def run(self) -> list[Result]:
         started = time.monotonic()
+        if self.args.s3:
+            self.s3 = S3Endpoint(self.folder / "moto.log")
+            self.s3.use_fake_credentials(os.environ)  # the seeding below builds the store too
         env = self.environment()
         settings = Settings.from_env(environ={k: v for k, v in env.items() if k.startswith("IM_")})
         self.settings = settings
@@ -313,8 +327,10 @@ class Bench:
         database = "PostgreSQL " + self.args.database_url if self.postgres else "SQLite (temporary)"
         load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
         validation = os.environ.get("IM_VALIDATE_RESPONSES", "off (default)")
+        media = "an S3 bucket (moto server)" if self.s3 else "the instance folder"
         return (
-            f"bench {'quick' if self.args.quick else 'full'}: {database}, {self.workers} worker(s) "
+            f"bench {'quick' if self.args.quick else 'full'}: {database}, media in {media}, "
+            f"{self.workers} worker(s) "
             f"per server, {self.args.connections} connections ({self.bcrypt_connections} for login "
             "and register, 1 for uploads); rounds alternate baseline and "
             f"im-api: {self.mode.rounds} x {self.mode.duration:g} s per JSON operation, "
@@ -498,6 +514,7 @@ class Bench:
         return {
             "mode": "quick" if self.args.quick else "full",
             "database": "postgresql" if self.postgres else "sqlite",
+            "media": "s3" if self.s3 else "folder",
             "workers": self.workers,
             "connections": self.args.connections,
             "rounds": self.mode.rounds,
@@ -518,6 +535,8 @@ class Bench:
                 self.load.stop()
             if self.probe:
                 self.probe.close()
+            if self.s3:
+                self.s3.stop()
             if self.args.keep:
                 print(f"kept {self.folder}", file=sys.stderr)
             else:

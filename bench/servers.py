@@ -84,6 +84,65 @@ class Server:
             self.process.wait(timeout=5)
 
 
+class S3Endpoint:
+    """moto's S3 in server mode (`python -m moto.server`) on a free loopback port, with one
+    bucket: the media store of both servers with `--s3`. A process of its own, so its memory
+    (it keeps objects in RAM) is never counted as a server's."""
+
+    BUCKET = "bench-media"
+
+    def __init__(self, log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.media_url = f"s3://{self.BUCKET}/media?endpoint={self.url}"
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.url, **_FAKE_KEYS)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.create_bucket(Bucket=self.BUCKET)
+                return
+            except Exception:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"moto did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+
+    @staticmethod
+    def use_fake_credentials(environ) -> None:
+        """Fake credentials (moto takes any) in `environ`; none of the user's AWS setup."""
+        for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            environ.pop(name, None)
+        environ.update(
+            AWS_ACCESS_KEY_ID=_FAKE_KEYS["aws_access_key_id"],
+            AWS_SECRET_ACCESS_KEY=_FAKE_KEYS["aws_secret_access_key"],
+            AWS_DEFAULT_REGION=_FAKE_KEYS["region_name"],
+            AWS_EC2_METADATA_DISABLED="true",
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+_FAKE_KEYS = {
+    "aws_access_key_id": "bench",
+    "aws_secret_access_key": "bench",
+    "region_name": "us-east-1",
+}
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
