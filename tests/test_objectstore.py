@@ -161,12 +161,17 @@ def test_a_media_row_whose_object_is_gone_is_404(client, alice, group_id, s3, bu
 
 
 def test_a_range_is_read_from_the_store_not_the_whole_object(client, alice, group_id, proxy):
-    """GET /media/{id} with Range: only the range (and headers) comes back from the store."""
+    """GET /media/{id} with Range, and HEAD: only the range, or nothing but headers, comes
+    back from the store."""
     content = os.urandom(4 * MB)
     url = upload(client, alice, group_id, "file", "big.bin", content).json()["url"]
     proxy.upstream_bytes = 0
     response = client.get(url, headers={"Range": "bytes=1000-1999"})
     assert response.status_code == 206 and response.content == content[1000:2000]
+    assert proxy.upstream_bytes < 64 * 1024
+    proxy.upstream_bytes = 0
+    head = client.head(url)
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(content))
     assert proxy.upstream_bytes < 64 * 1024
     whole = client.get(url)
     assert whole.content == content and whole.headers["etag"] == f'"{sha(content)}"'
