@@ -90,8 +90,9 @@ class MotoEndpoint:
 class FaultyProxy:
     """Forwards 127.0.0.1:`port` to `target_port`, failing as told.
 
-    Modes: "pass" forwards; "refuse" closes each new connection at once (the store is
-    down); "stall" accepts and reads but never answers (the store hangs). `cut_after(n)`
+    Modes: "pass" forwards; "refuse" closes each new connection at once, and an open one
+    at its next byte (the store is down); "stall" accepts and reads but never answers (the
+    store hangs), open connections included. `cut_after(n)`
     forwards until `n` more bytes went towards the store (or, `towards_store=False`, came
     back from it), then closes that connection; later ones pass. `upstream_bytes` counts
     what the store sent back.
@@ -144,6 +145,11 @@ class FaultyProxy:
     def _pump(self, source: socket.socket, sink: socket.socket, towards_store: bool) -> None:
         try:
             while data := source.recv(65536):
+                # Open connections fail too (a pooled keep-alive one would dodge the mode).
+                if self.mode == "refuse":
+                    break
+                if self.mode == "stall":
+                    continue
                 if not towards_store:
                     self.upstream_bytes += len(data)
                 with self._lock:

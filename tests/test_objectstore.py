@@ -227,6 +227,16 @@ def test_an_upload_to_a_store_that_hangs_is_503_once_the_timeout_passes(
     assert s3.keys(bucket) == []
 
 
+def test_a_download_from_a_store_that_hangs_is_503_once_the_timeout_passes(
+    client, alice, group_id, proxy
+):
+    url = upload(client, alice, group_id, "image", "a.png", samples.png()).json()["url"]
+    proxy.mode = "stall"
+    started = time.monotonic()
+    assert_store_unavailable(client.get(url))
+    assert time.monotonic() - started < 20
+
+
 def test_an_upload_cut_off_midway_leaves_no_object_and_no_row(
     client, alice, group_id, settings, s3, bucket, proxy
 ):
