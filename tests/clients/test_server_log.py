@@ -108,6 +108,7 @@ def test_serve_logs_where_it_listens_and_one_line_per_request(tmp_path):
         "IM_INSTANCE_DIR": str(tmp_path / "instance"),
         "IM_DATABASE_URL": "",
         "IM_MAIL_URL": "",
+        "IM_MEDIA_URL": "",
         "IM_BCRYPT_ROUNDS": "4",
     }
     command = [sys.executable, "-m", "im_api.cli", "serve", "--port", str(port)]
@@ -128,7 +129,8 @@ def test_serve_logs_where_it_listens_and_one_line_per_request(tmp_path):
     instance = tmp_path / "instance"
     assert (
         f"Listening on http://127.0.0.1:{port}/api with 1 worker(s); "
-        f"database: SQLite at {instance / 'im.sqlite'}; mail: outbox folder {instance / 'outbox'}; "
+        f"database: SQLite at {instance / 'im.sqlite'}; media: folder {instance / 'media'}; "
+        f"mail: outbox folder {instance / 'outbox'}; "
         f"Swagger UI: http://127.0.0.1:{port}/api/ui/"
     ) in log
     from models.schema import HEAD
