@@ -45,7 +45,8 @@ def store() -> stores.Store:
 
 
 class Spool:
-    """An upload being received: a temporary file next to the media files, hashed as written."""
+    """An upload being received: a temporary file in the instance media folder's `.incoming/`
+    (on the local disk whatever the store), hashed as written."""
 
     def __init__(self, media_dir: Path | None = None):
         incoming = (media_dir or current().media_dir) / INCOMING
