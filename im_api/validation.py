@@ -4,6 +4,11 @@ Connexion's own JSON validator lets a body that is not UTF-8 (or names an unknow
 escape as an exception, and words every failure as problem+json; these say MALFORMED_BODY
 or INVALID_REQUEST. It also checks `format: email` only for an "@"; ours reads it as
 RFC 5321 does, as other validators of the contract (schemathesis among them) do.
+
+A JSON body is read one way only, and strictly: UTF-8 (RFC 8259 §8.1; any other declared
+charset is 415), under exactly one Content-Type header, each key of an object once, numbers
+that fit a double (no NaN or Infinity, which are not JSON). The object validated is the one
+the handler gets (`im_api.json_body`).
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ from jsonschema.exceptions import best_match
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope
 
+from im_api import json_body
 from im_api.errors import ApiError, Error
 from im_api.uploads import MultipartUploadValidator
 
-# Where the JSON validator leaves the body it parsed, in the ASGI scope: the object a JSON
-# handler should receive (`im_api.speed` hands it over instead of parsing the body again).
-PARSED_JSON = "im_api.parsed_json"
+# Where the JSON validator leaves the body it parsed and validated, in the ASGI scope: the
+# object a JSON handler receives (`im_api.json_body`; `im_api.speed` reads it directly).
+PARSED_JSON = json_body.VALIDATED
 
 # Messages that name only the schema's words; for any other rule, jsonschema's message would
 # quote the value sent, which may be a password, so the rule is named instead.
@@ -98,6 +104,8 @@ class JSONBodyValidator(JSONRequestBodyValidator):
         (HTTP/1.1 `Transfer-Encoding: chunked`) was refused as missing: read it here, where
         the size limit still cuts it off as it streams in, and give it its length."""
         headers = Headers(scope=scope)
+        has_body = "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
+        check_json_content_type(scope, has_body=has_body)
         if "content-length" in headers or "transfer-encoding" not in headers:
             return await super().wrap_receive(receive, scope=scope)
         chunks, more = [], True
@@ -123,21 +131,8 @@ class JSONBodyValidator(JSONRequestBodyValidator):
         raw = b"".join([chunk async for chunk in stream])
         if not raw:
             return None
-        try:
-            body = json.loads(raw.decode(self._encoding))
-        except (UnicodeDecodeError, LookupError):
-            raise ApiError(Error.MALFORMED_BODY, "Malformed request body: not UTF-8 text") from None
-        except json.JSONDecodeError as error:
-            raise ApiError(Error.MALFORMED_BODY, f"Malformed request body: {error}") from None
-        except RecursionError:
-            # No body of the contract nests more than a few levels; Python's parser recurses.
-            raise ApiError(
-                Error.MALFORMED_BODY, "Malformed request body: nested too deeply"
-            ) from None
-        # UTF-8 text parses as Flask's get_json parses the same bytes; other charsets (read
-        # as declared here, sniffed there) are left to Flask.
-        if self._encoding.lower() in ("utf-8", "utf8"):
-            scope[PARSED_JSON] = body
+        body = parse_json(raw)
+        json_body.keep(scope, body)
         return body
 
     def _validate(self, body: t.Any) -> dict | None:
@@ -147,6 +142,106 @@ class JSONBodyValidator(JSONRequestBodyValidator):
         if error is not None:
             raise _invalid(error)
         return None
+
+
+# -- What a JSON body is -----------------------------------------------------------------
+
+# A JSON number longer than this is refused before Python converts it: no body of the
+# contract holds one, and converting thousands of digits costs quadratic time (CPython
+# refuses past 4300 digits with a ValueError).
+MAX_NUMBER_CHARS = 100
+
+# `; name=value` parameters of a Content-Type, the value a token or a quoted string.
+_PARAMETER = re.compile(
+    r"""
+    ;\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)   # the name, a token
+    \s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)  # the value: a quoted string or up to the next ;
+""",
+    re.VERBOSE,
+)
+
+
+def check_json_content_type(scope: Scope, *, has_body: bool) -> None:
+    """Refuse a JSON body that two readers could read two ways.
+
+    Raises UNSUPPORTED_CONTENT_TYPE for a charset other than UTF-8 (any spelling RFC 9110
+    allows of it is fine) and for a body without a Content-Type. (More than one Content-Type
+    header never gets here: `im_api.json_body.OneContentType` refuses it.)
+    """
+    values = [value for name, value in scope["headers"] if name == b"content-type"]
+    if not values:
+        if has_body:
+            raise ApiError(
+                Error.UNSUPPORTED_CONTENT_TYPE,
+                "Unsupported Content-Type: a JSON body needs Content-Type: application/json",
+            )
+        return
+    header = values[0].decode("latin-1")
+    for name, value in _PARAMETER.findall(header):
+        if name.lower() != "charset":
+            continue
+        charset = value[1:-1] if value.startswith('"') else value.strip()
+        if charset.lower() != "utf-8":
+            raise ApiError(
+                Error.UNSUPPORTED_CONTENT_TYPE,
+                f"Unsupported Content-Type: JSON is UTF-8, not {charset[:40]!r}",
+            )
+
+
+class _NotJSON(ValueError):
+    """A JSON text Python would read but the contract's JSON does not allow."""
+
+
+def _one_value_per_key(pairs: list[tuple[str, t.Any]]) -> dict:
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise _NotJSON(f"the key {twice[:64]!r} is given twice")
+    return body
+
+
+def _integer(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _NotJSON(f"a number of more than {MAX_NUMBER_CHARS} characters")
+    return int(text)
+
+
+def _real(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _NotJSON(f"a number of more than {MAX_NUMBER_CHARS} characters")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NotJSON("a number out of range")
+    return value
+
+
+def _not_a_number(text: str) -> t.NoReturn:
+    raise _NotJSON(f"{text} is not JSON")
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_one_value_per_key,
+    parse_int=_integer,
+    parse_float=_real,
+    parse_constant=_not_a_number,
+)
+
+
+def parse_json(raw: bytes) -> t.Any:
+    """The one reading of a JSON body; raises MALFORMED_BODY for anything but strict JSON in
+    UTF-8 (no byte order mark)."""
+    try:
+        return _DECODER.decode(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(Error.MALFORMED_BODY, "Malformed request body: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise ApiError(Error.MALFORMED_BODY, f"Malformed request body: {error}") from None
+    except _NotJSON as error:
+        raise ApiError(Error.MALFORMED_BODY, f"Malformed request body: {error}") from None
+    except RecursionError:
+        # No body of the contract nests more than a few levels; Python's parser recurses.
+        raise ApiError(Error.MALFORMED_BODY, "Malformed request body: nested too deeply") from None
 
 
 BODY_VALIDATORS = MediaTypeDict(

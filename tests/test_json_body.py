@@ -1,0 +1,90 @@
+"""A handler receives the very object the body validator checked: no second parse.
+
+Checked on both ways a request reaches a handler: an operation without path parameters
+(change_name, served by the short path of `im_api.app.OperationView`) and one with them
+(add_member, served by Connexion's own parameter decorator).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flask
+import pytest
+
+import handlers.groups
+import handlers.user
+from conftest import Auth, empty_tables
+from im_api import json_body
+from im_api.app import create_app
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Wrap the handlers of change_name and add_member to record the body each receives next
+    to the object the validator left in the scope; returns the records."""
+    records: list[tuple[object, object]] = []
+
+    def recording(handler):
+        @functools.wraps(handler)  # Connexion passes what the handler's signature names
+        def wrapper(*args, **kwargs):
+            validated = flask.request.environ["asgi.scope"].get(json_body.VALIDATED)
+            records.append((kwargs.get("body"), validated))
+            return handler(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(handlers.user, "change_name", recording(handlers.user.change_name))
+    monkeypatch.setattr(handlers.groups, "add_member", recording(handlers.groups.add_member))
+    return records
+
+
+@pytest.fixture
+def recording_client(recorded, settings):
+    app = create_app(settings)  # after the handlers are wrapped: the resolver takes them
+    empty_tables()
+
+    def never(*args, **kwargs):
+        raise AssertionError("Flask parsed a JSON body a second time")
+
+    app.app.json.loads = never
+    with app.test_client() as client:
+        yield client
+
+
+def test_change_name_receives_the_validated_object(recording_client, recorded):
+    headers = Auth(recording_client).new_user("alice")
+
+    response = recording_client.post(
+        "/api/user/change_name", json={"new_name": "alicia"}, headers=headers
+    )
+
+    assert response.status_code == 200, response.text
+    [(body, validated)] = recorded
+    assert body == {"new_name": "alicia"}
+    assert body is validated
+
+
+def test_add_member_receives_the_validated_object(recording_client, recorded):
+    auth = Auth(recording_client)
+    headers = auth.new_user("alice")
+    auth.register("bob")
+    group = recording_client.post("/api/groups", json={"name": "G"}, headers=headers).json()
+
+    response = recording_client.post(
+        f"/api/groups/{group['group']['id']}/members", json={"name": "bob"}, headers=headers
+    )
+
+    assert response.status_code == 200, response.text
+    [(body, validated)] = recorded
+    assert body == {"name": "bob"}
+    assert body is validated
+
+
+def test_a_request_without_a_validated_body_has_no_json(app):
+    """An operation whose contract has no JSON body hands nothing on, whatever was sent."""
+    flask_app = app.app
+    environ = {"asgi.scope": {"type": "http"}, "CONTENT_TYPE": "application/json"}
+    with flask_app.test_request_context("/", method="POST", data=b'{"a": 1}', environ_base=environ):
+        assert flask.request.get_json() is None
+        assert flask.request.get_json(force=True, silent=True) is None
