@@ -42,6 +42,11 @@ class Settings:
     max_json_bytes: int = 64 * 1024
     max_image_bytes: int = 10 * MB
     max_image_pixels: int = 40_000_000
+    # Verifying an image decodes its pixels once per frame of an animation, and a JPEG's
+    # once per scan (a scan costs a tenth of a frame or less).
+    max_image_frames: int = 1000
+    max_frame_pixels: int = 100_000_000
+    max_scan_pixels: int = 400_000_000
     max_expression_bytes: int = 1 * MB
     max_voice_bytes: int = 5 * MB
     max_file_bytes: int = 50 * MB

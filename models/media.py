@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import mmap
 import re
 import unicodedata
 from pathlib import Path
@@ -23,7 +24,7 @@ from pony.orm import commit, rollback
 from im_api import security
 from im_api.config import current, now
 from im_api.errors import ApiError, Error
-from models import storage
+from models import image_structure, storage
 from models.entities import Media, User
 
 logger = logging.getLogger(__name__)
@@ -273,11 +274,16 @@ def _has_markup(path: Path, chunk_size: int = 1024 * 1024) -> bool:
 
 
 def _check_image(path: Path, part: str, content_type: str) -> None:
-    """Decode the image whole; raises TOO_MANY_PIXELS or BROKEN_IMAGE."""
-    max_pixels = current().max_image_pixels
+    """Decode the image whole (every frame), within bounded work.
+
+    Raises TOO_MANY_PIXELS (too many pixels, frames, or passes of decoding) or BROKEN_IMAGE.
+    """
+    settings = current()
+    max_pixels = settings.max_image_pixels
     # Pillow raises DecompressionBombError past twice this and warns past it; our own
     # check below refuses anything past it, so the warning never lets an image through.
     Image.MAX_IMAGE_PIXELS = max_pixels
+    work = _decoding_work(path, part, content_type)
     formats = [PILLOW_FORMATS[content_type]]
     try:
         with Image.open(path, formats=formats) as image:
@@ -287,9 +293,18 @@ def _check_image(path: Path, part: str, content_type: str) -> None:
         with Image.open(path, formats=formats) as image:
             if image.format == "JPEG":
                 # Decoded at 1/8 scale: every byte is still read (a truncated file fails),
-                # in 1/64 of the memory.
+                # in 1/64 of the memory. Only the first picture of a JPEG is shown.
                 image.draft(image.mode, (image.width // 8 or 1, image.height // 8 or 1))
-            image.load()
+                image.load()
+                return
+            frames = getattr(image, "n_frames", 1)
+            # An animated PNG may have a default image besides its frames; any more than
+            # the structure showed is a file that lies about itself.
+            if frames > work.passes + 1:
+                raise ApiError(Error.BROKEN_IMAGE, part=part)
+            for frame in range(frames):
+                image.seek(frame)
+                image.load()
     except ApiError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -297,3 +312,38 @@ def _check_image(path: Path, part: str, content_type: str) -> None:
     except Exception as error:  # Pillow's decoders raise many kinds for broken bytes
         logger.debug("Broken %s: %r", part, error)
         raise ApiError(Error.BROKEN_IMAGE, part=part) from None
+
+
+def _decoding_work(path: Path, part: str, content_type: str) -> image_structure.Work:
+    """What decoding the image takes, read from its structure; raises TOO_MANY_PIXELS when
+    that is over the limits, BROKEN_IMAGE when the structure does not hold together."""
+    settings = current()
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        try:
+            work = image_structure.measure(data, content_type)
+        except image_structure.TooComplex as error:
+            raise ApiError(
+                Error.TOO_MANY_PIXELS, f"[{part}] is too complex to decode: {error}"
+            ) from None
+        except image_structure.Malformed as error:
+            logger.debug("Broken %s: %s", part, error)
+            raise ApiError(Error.BROKEN_IMAGE, part=part) from None
+    if work.pixels > settings.max_image_pixels:
+        raise ApiError(Error.TOO_MANY_PIXELS, part=part, limit=settings.max_image_pixels)
+    if content_type == "image/jpeg":
+        passes, limit = "scans", settings.max_scan_pixels
+    else:
+        passes, limit = "frames", settings.max_frame_pixels
+        if work.passes > settings.max_image_frames:
+            raise ApiError(
+                Error.TOO_MANY_PIXELS,
+                f"[{part}] has too many frames: {work.passes} frames, "
+                f"the limit is {settings.max_image_frames}",
+            )
+    if work.decoded_pixels > limit:
+        raise ApiError(
+            Error.TOO_MANY_PIXELS,
+            f"[{part}] needs too many pixels decoded: {work.passes} {passes} of "
+            f"{work.width} x {work.height}, the limit is {limit}",
+        )
+    return work

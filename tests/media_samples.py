@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import wave
 import zlib
@@ -166,3 +167,83 @@ def file_part(name: str, filename: bytes, content: bytes) -> tuple[bytes, bytes]
         filename,
     )
     return disposition + b"\r\nContent-Type: application/octet-stream", content
+
+
+# -- Images whose decoding costs far more than their size says ----------------------------
+
+
+def _jpeg_units(data: bytes) -> tuple[bytes, list[bytes]]:
+    """A progressive JPEG made by libjpeg cut into its head (up to its frame header) and its
+    scans, each with the tables (DHT) written just before it."""
+    position, head_end, units, start = 2, 0, [], 0
+    while data[position + 1] != 0xD9:
+        marker = data[position + 1]
+        end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xC2:  # start of frame, progressive: the scans come after it
+            head_end = start = end
+        if marker == 0xDA:  # a scan: its entropy-coded data runs to the next marker
+            end = re.compile(rb"\xff[^\x00\xd0-\xd7]").search(data, end).start()
+            units.append(data[start:end])
+            start = end
+        position = end
+    return data[:head_end], units
+
+
+def progressive_jpeg(size=(256, 256), repeat_scan: int = 0, times: int = 0) -> bytes:
+    """A progressive JPEG of one flat colour (its AC scans take a few dozen bytes each), with
+    scan number `repeat_scan` repeated `times` more times: each repeat is one more pass over
+    every block of the image."""
+    out = io.BytesIO()
+    Image.new("RGB", size, (120, 30, 200)).save(out, "JPEG", progressive=True, quality=90)
+    head, units = _jpeg_units(out.getvalue())
+    scans = units[: repeat_scan + 1] + [units[repeat_scan]] * times + units[repeat_scan + 1 :]
+    return head + b"".join(scans) + b"\xff\xd9"
+
+
+def jpeg_with_comments(count: int) -> bytes:
+    """A small JPEG with `count` empty comment segments before its image."""
+    whole = jpeg((16, 16))
+    return whole[:2] + b"\xff\xfe\x00\x02" * count + whole[2:]
+
+
+def gif_with_frames(canvas=(64, 64), frames: int = 10, broken_frame: int | None = None) -> bytes:
+    """An animated GIF of `frames` frames, each a 1x1 dot on the canvas: a few bytes per frame,
+    a whole canvas to draw per frame. Frame `broken_frame` holds LZW codes that cannot be."""
+    width, height = canvas
+    out = bytearray(b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0))
+    out += b"\x00\x00\x00\xff\xff\xff"  # a global colour table of two colours
+    out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"  # loop forever
+    for index in range(frames):
+        out += b"\x21\xf9\x04\x00\x01\x00\x00\x00"  # graphic control: 10 ms
+        out += b"\x2c" + struct.pack("<HHHHB", index % width, 0, 1, 1, 0)
+        # LZW, minimum code size 2: clear (4), colour 1, end (5), packed in 3-bit codes.
+        data = b"\x0c\x05" if index != broken_frame else b"\x3f\x3f"
+        out += b"\x02" + bytes([len(data)]) + data + b"\x00"
+    return bytes(out + b"\x3b")
+
+
+def gif_in_tiny_blocks(size: int) -> bytes:
+    """A one-frame GIF whose image data is cut into 1-byte sub-blocks, `size` bytes long."""
+    out = bytearray(b"GIF89a" + struct.pack("<HHBBB", 8, 8, 0x80, 0, 0) + b"\x00" * 3 + b"\xff" * 3)
+    out += b"\x2c" + struct.pack("<HHHHB", 0, 0, 8, 8, 0) + b"\x02"
+    out += b"\x01\x00" * ((size - len(out)) // 2)
+    return bytes(out + b"\x00\x3b")
+
+
+def animated(fmt: str, frames: int, size=(16, 16)) -> bytes:
+    """An animated PNG or WebP of `frames` frames made by Pillow, each of another colour."""
+    pictures = [
+        Image.new("RGB", size, (index % 256, index // 256 % 256, 90)) for index in range(frames)
+    ]
+    out = io.BytesIO()
+    options = {"lossless": True} if fmt == "WEBP" else {}
+    pictures[0].save(out, fmt, save_all=True, append_images=pictures[1:], duration=20, **options)
+    return out.getvalue()
+
+
+def png_in_tiny_chunks(count: int) -> bytes:
+    """A small PNG with `count` empty private chunks before its image data."""
+    whole = png((4, 4))
+    end_of_header = 8 + 25
+    junk = _png_chunk(b"prIv", b"") * count
+    return whole[:end_of_header] + junk + whole[end_of_header:]
