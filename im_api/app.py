@@ -30,6 +30,7 @@ SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 def create_app(settings: Settings | None = None) -> cors.CrossOrigin:
     """Build the app: settings from the environment unless given (tests give their own)."""
     settings = settings or Settings.from_env()
+    settings.check()
     settings.prepare_instance()
     config.install(settings)
     security.configure(settings)

@@ -9,7 +9,7 @@ import os
 import sys
 from importlib import metadata
 
-from im_api.config import Settings
+from im_api.config import Settings, SettingsError
 
 logger = logging.getLogger("im_api")
 
@@ -25,8 +25,9 @@ settings (environment variables; the README lists every one with its default):
   IM_MAIL_URL        empty: mails are written as .eml files to the outbox folder;
                      smtp://[user:password@]host[:port][?starttls=true] or
                      smtps://[user:password@]host[:port] to send them
-  IM_SECRET_KEYS     comma-separated signing keys, newest first (default: one is
-                     generated on first start and kept in the instance folder)
+  IM_SECRET_KEYS     comma-separated signing keys, newest first, each at least 32
+                     bytes (default: one is generated on first start and kept in
+                     the instance folder)
   IM_BCRYPT_ROUNDS   bcrypt cost (default 12)
   IM_MIGRATE_ON_START
                      true (default): 'serve' upgrades the database schema on
@@ -141,6 +142,11 @@ def _serve(args: argparse.Namespace) -> int:
     log_config = _log_config(args.log_level)
     logging.config.dictConfig(log_config)
     settings = Settings.from_env()
+    try:
+        settings.check()
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
     if args.workers > 1 and database.is_sqlite(settings):
         print(
             "SQLite serves one worker; set IM_DATABASE_URL to PostgreSQL for more.", file=sys.stderr

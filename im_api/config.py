@@ -10,6 +10,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 MB = 1024 * 1024
+# Signing keys shorter than this are guessable offline from one token (HMAC-SHA1 in
+# itsdangerous: a key should have at least the hash's strength).
+MIN_SECRET_KEY_BYTES = 32
+
+
+class SettingsError(ValueError):
+    """A setting the server cannot start with; the message names the variable."""
 
 
 def utc_now() -> datetime:
@@ -103,6 +110,17 @@ class Settings:
         settings = cls(**values)
         settings.instance_dir = Path(settings.instance_dir).resolve()
         return settings
+
+    def check(self) -> None:
+        """Raise SettingsError for a setting the server must not start with."""
+        for key in self.secret_keys:
+            size = len(key.encode("utf-8"))
+            if size < MIN_SECRET_KEY_BYTES:
+                raise SettingsError(
+                    f"IM_SECRET_KEYS: every key must be at least {MIN_SECRET_KEY_BYTES} bytes, "
+                    f"one is {size}; make one with: "
+                    "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
 
     def prepare_instance(self) -> None:
         """Create the instance folders and, when no secret is configured, a kept one."""

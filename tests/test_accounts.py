@@ -238,13 +238,16 @@ def test_a_token_signed_with_another_key_is_refused(client, auth):
     assert response.json() == {"code": 1004, "info": "Invalid or expired token"}
 
 
+OLD_KEY, NEW_KEY = "old key " * 5, "new key " * 5
+
+
 def test_tokens_signed_with_a_retired_key_still_verify_while_it_is_listed(
     app, tmp_path, database_url
 ):
     from im_api.app import create_app
 
     old = Settings.from_env(
-        environ={}, instance_dir=tmp_path / "a", database_url=database_url, secret_keys=["old"]
+        environ={}, instance_dir=tmp_path / "a", database_url=database_url, secret_keys=[OLD_KEY]
     )
     client = create_app(old).test_client()
     token = client.post(
@@ -255,7 +258,7 @@ def test_tokens_signed_with_a_retired_key_still_verify_while_it_is_listed(
         environ={},
         instance_dir=tmp_path / "a",
         database_url=database_url,
-        secret_keys=["new", "old"],
+        secret_keys=[NEW_KEY, OLD_KEY],
     )
     client = create_app(rotated).test_client()
     assert (
@@ -266,7 +269,7 @@ def test_tokens_signed_with_a_retired_key_still_verify_while_it_is_listed(
     ]
 
     retired = Settings.from_env(
-        environ={}, instance_dir=tmp_path / "a", database_url=database_url, secret_keys=["new"]
+        environ={}, instance_dir=tmp_path / "a", database_url=database_url, secret_keys=[NEW_KEY]
     )
     client = create_app(retired).test_client()
     assert (

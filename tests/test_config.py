@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from im_api.app import create_app
 from im_api.config import Settings
 from models import stores
 from models.stores.local import LocalStore
@@ -152,3 +153,42 @@ def test_serve_refuses_a_wrong_media_url_before_it_listens(tmp_path):
         timeout=60,
     )
     assert finished.returncode == 2 and "IM_MEDIA_URL" in finished.stderr
+
+
+@pytest.mark.parametrize(
+    "keys",
+    ["x", "k" * 31, "k" * 40 + ",short", "密" * 10],  # the last: 10 characters, 30 bytes
+    ids=["one-character", "31-bytes", "second-key-short", "30-bytes-of-utf8"],
+)
+def test_a_secret_key_shorter_than_32_bytes_refuses_to_start(tmp_path, database_url, keys):
+    settings = Settings.from_env(
+        {"IM_SECRET_KEYS": keys}, instance_dir=tmp_path / "i", database_url=database_url
+    )
+    with pytest.raises(ValueError) as refused:
+        create_app(settings)
+    message = str(refused.value)
+    assert "IM_SECRET_KEYS" in message and "32 bytes" in message
+    assert "short" not in message and "kkk" not in message  # the key itself is not shown
+
+
+@pytest.mark.parametrize("keys", ["k" * 32, "密" * 11 + ",", "n" * 43 + "," + "o" * 43])
+def test_secret_keys_of_32_bytes_or_more_start(tmp_path, database_url, keys):
+    settings = Settings.from_env(
+        {"IM_SECRET_KEYS": keys}, instance_dir=tmp_path / "i", database_url=database_url
+    )
+    create_app(settings)
+
+
+def test_im_api_serve_exits_2_with_a_short_secret_key(tmp_path):
+    env = {**os.environ, "IM_INSTANCE_DIR": str(tmp_path / "i"), "IM_SECRET_KEYS": "tiny"}
+    env.pop("IM_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "im_api.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "IM_SECRET_KEYS" in done.stderr and "32 bytes" in done.stderr
+    assert "tiny" not in done.stderr
