@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from conformance.expect import TOO_LARGE, WRONG_PASSWORD, error, refused, succeed
-from conformance.target import PASSWORD
+from conformance.target import PASSWORD, bearer
 
 MAX_FAILURES = 10
 WINDOW = 15 * 60
@@ -81,3 +81,55 @@ def test_a_chunked_json_body_over_the_limit_is_413(api):
     )
 
     refused(response, TOO_LARGE)
+
+
+def change_password(api, token: str, old: str):
+    return api.post(
+        "/user/change_password",
+        json={"old_password": old, "new_password": "a brand new password"},
+        headers=bearer(token),
+    )
+
+
+def cancel_account(api, token: str, password: str):
+    return api.post("/user/cancel_account", json={"password": password}, headers=bearer(token))
+
+
+def test_change_password_after_ten_wrong_passwords_is_429(api, users):
+    """POST /api/user/change_password: a stolen token cannot try passwords without end: 10
+    wrong old passwords are each 400 Wrong Password, the next attempt (even the right
+    password) is 429 with `Retry-After`, and so is login: one count per account."""
+    account = users.register()
+    for _ in range(MAX_FAILURES):
+        refused(change_password(api, account["token"], "not the password"), WRONG_PASSWORD)
+
+    response = change_password(api, account["token"], PASSWORD)
+
+    body = error(response, 429, 1009, None, "retry_after")
+    assert response.headers["Retry-After"] == str(body["retry_after"])
+    error(login(api, account["name"], PASSWORD), 429, 1009, None, "retry_after")
+
+
+def test_cancel_account_after_ten_wrong_passwords_is_429(api, users):
+    """POST /api/user/cancel_account: 10 wrong passwords, then even the right one is 429;
+    the account is still there (its token still works)."""
+    account = users.register()
+    for _ in range(MAX_FAILURES):
+        refused(cancel_account(api, account["token"], "not the password"), WRONG_PASSWORD)
+
+    error(cancel_account(api, account["token"], PASSWORD), 429, 1009, None, "retry_after")
+    succeed(api.get("/user/me", headers=bearer(account["token"])), "user")
+
+
+def test_wrong_passwords_of_login_change_password_and_cancel_account_add_up(api, users):
+    """Wrong passwords count per account whichever operation they came with: 4 at login,
+    3 at change_password and 3 at cancel_account lock login."""
+    account = users.register()
+    for _ in range(4):
+        refused(login(api, account["name"], "not the password"), WRONG_PASSWORD)
+    for _ in range(3):
+        refused(change_password(api, account["token"], "not the password"), WRONG_PASSWORD)
+    for _ in range(3):
+        refused(cancel_account(api, account["token"], "not the password"), WRONG_PASSWORD)
+
+    error(login(api, account["name"], PASSWORD), 429, 1009, None, "retry_after")

@@ -7,7 +7,7 @@ from models import groups, messages, sessions
 
 
 def create_group(body, token_info):
-    group = groups.create(sessions.active(token_info).user, body["name"])
+    group = groups.create(sessions.locked(token_info, shared=True).user, body["name"])
     return {**SUCCEED, "group": groups.view(group)}, 201
 
 
@@ -22,14 +22,12 @@ def get_group(group_id, token_info):
 
 
 def add_member(group_id, body, token_info):
-    group = groups.of_member(group_id, sessions.active(token_info).user)
-    groups.add_member(group, body["name"])
+    group = groups.add_member(group_id, sessions.active(token_info).user.id, body["name"])
     return {**SUCCEED, "group": groups.view(group)}
 
 
 def remove_member(group_id, user_id, token_info):
-    user = sessions.active(token_info).user
-    groups.remove_member(groups.of_member(group_id, user), user, user_id)
+    groups.remove_member(group_id, sessions.active(token_info).user.id, user_id)
     return SUCCEED
 
 

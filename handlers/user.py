@@ -46,7 +46,7 @@ def logout(token_info):
 
 
 def cancel_account(body, token_info):
-    users.cancel(sessions.active(token_info).user, body["password"])
+    users.cancel(token_info, body["password"])
     return SUCCEED
 
 
@@ -55,25 +55,26 @@ def get_me(token_info):
 
 
 def change_name(body, token_info):
-    users.rename(sessions.active(token_info).user, body["new_name"])
+    users.rename(sessions.locked(token_info).user, body["new_name"])
     return SUCCEED
 
 
 def change_password(body, token_info):
-    session = sessions.active(token_info)
-    token, fresh = users.change_password(session, body["old_password"], body["new_password"])
+    token, fresh = users.change_password(token_info, body["old_password"], body["new_password"])
     return {**SUCCEED, "token": token, "expires_at": utc_iso(fresh.expires_at)}
 
 
 def change_email(body, token_info):
-    user = sessions.active(token_info).user
+    user = sessions.locked(token_info).user
     codes.consume(body["new_email"], "change_email", body["security_code"])
     users.change_email(user, body["new_email"])
     return SUCCEED
 
 
 def change_image(token_info):
-    user = sessions.active(token_info).user
+    sessions.active(token_info)  # a refused token costs no image decoding
     upload = uploads.received()
-    media.change_avatar(user, upload.spool, upload.filename)
+    content_type = media.inspect(upload.spool, "avatar")
+    user = sessions.locked(token_info).user
+    media.change_avatar(user, upload.spool, upload.filename, content_type)
     return {**SUCCEED, "url": users.avatar_url(user)}

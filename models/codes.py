@@ -21,7 +21,7 @@ from pony.orm import TransactionIntegrityError, commit, rollback
 
 from im_api.config import current, now
 from im_api.errors import ApiError, Error, too_many_attempts
-from models import mail, sessions
+from models import locks, mail, sessions
 from models.entities import EmailCode, User
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,13 @@ def login(email: str, code: str) -> User:
     Raises what `consume` raises, and WRONG_CODE when no account has the address (in the
     same words, so the answer does not tell whether it has one).
     """
+    owner = User.get(email=email.lower())
+    if owner is not None:
+        # The new session must not land on an account being cancelled: its lock, shared,
+        # taken before the code's row (as change_email takes them).
+        owner_id = owner.id
+        locks.forget_reads()
+        locks.account(owner_id, shared=True)
     consume(email, "login", code)
     user = User.get(email=email.lower())
     if user is None:

@@ -14,7 +14,7 @@ from pony.orm import (
 
 from im_api.config import now
 from im_api.errors import ApiError, Error
-from models import media
+from models import locks, media
 from models.entities import Group, Membership, User
 from models.present import utc_iso
 
@@ -78,17 +78,28 @@ def of_member(group_id: int, user: User) -> Group:
     return group
 
 
-def add_member(group: Group, name: str) -> User:
-    """Add the user named `name` (ignoring case) to the group, committed.
+def add_member(group_id: int, by_id: int, name: str) -> Group:
+    """The member `by_id` adds the user named `name` (ignoring case) to the group, committed.
 
-    Raises USERNAME_NOT_FOUND, or ALREADY_A_MEMBER (also when a concurrent request added
-    them between our check and our commit).
+    Raises GROUP_NOT_FOUND, NOT_A_MEMBER, USERNAME_NOT_FOUND (also when that account is
+    cancelled meanwhile) or ALREADY_A_MEMBER (also when a concurrent request added them).
     """
     from models import users  # late: users imports this module
 
+    of_member(group_id, User[by_id])
     user = users.by_name(name)
     if user is None:
         raise ApiError(Error.USERNAME_NOT_FOUND)
+    user_id = user.id
+    # The new member's account first (shared: its cancellation must wait, or be waited
+    # for), then the group; what was read above is read again under the locks.
+    locks.forget_reads()
+    locks.account(user_id, shared=True)
+    locks.group(group_id)
+    group = of_member(group_id, User[by_id])
+    if not select(u for u in User if u.id == user_id).exists():
+        raise ApiError(Error.USERNAME_NOT_FOUND)
+    user = User[user_id]
     if Membership.exists(group=group, user=user):
         raise ApiError(Error.ALREADY_A_MEMBER)
     Membership(group=group, user=user, joined_at=now())
@@ -97,15 +108,18 @@ def add_member(group: Group, name: str) -> User:
     except (IntegrityError, TransactionIntegrityError):  # Pony wraps it only sometimes
         rollback()
         raise ApiError(Error.ALREADY_A_MEMBER) from None
-    return user
+    return Group[group_id]
 
 
-def remove_member(group: Group, by: User, user_id: int) -> None:
-    """`by` removes the member `user_id` from the group, or leaves it when it is their id.
+def remove_member(group_id: int, by_id: int, user_id: int) -> None:
+    """`by_id` removes the member `user_id` from the group, or leaves it when it is their id.
 
-    Only the owner removes others. Raises OWNER_ONLY, or MEMBER_NOT_FOUND when the owner
-    names someone who is not in the group.
+    Only the owner removes others. Raises GROUP_NOT_FOUND, NOT_A_MEMBER, OWNER_ONLY, or
+    MEMBER_NOT_FOUND when the owner names someone who is not in the group.
     """
+    locks.group(group_id)  # before anything of the group is read
+    by = User[by_id]
+    group = of_member(group_id, by)
     if user_id != by.id and group.owner != by:
         raise ApiError(Error.OWNER_ONLY)
     membership = select(m for m in Membership if m.group == group and m.user.id == user_id).first()
@@ -114,12 +128,25 @@ def remove_member(group: Group, by: User, user_id: int) -> None:
     leave(group, membership.user)
 
 
+def lock_for_message(group_id: int, user_id: int) -> Group:
+    """The group, in a new transaction holding its lock (shared) so that it stays as it is
+    until a message from `user_id` is committed to it: the member cannot leave meanwhile,
+    nor the group be deleted. Everything the request read before is forgotten.
+
+    Raises GROUP_NOT_FOUND or NOT_A_MEMBER (also when that changed meanwhile).
+    """
+    locks.forget_reads()
+    locks.group(group_id, shared=True)
+    return of_member(group_id, User[user_id])
+
+
 def leave(group: Group, user: User) -> None:
-    """Take `user` out of `group`.
+    """Take `user` out of `group` (the caller holds the group's lock, `locks.group`).
 
     When the owner leaves, the longest-standing remaining member becomes the owner; when
     the last member leaves, the group is deleted with its messages, and media that no
-    message shows any more with them.
+    message shows any more with them. An owner who is no longer a member (left by an
+    earlier release's race) is handled the same way.
     """
     membership = Membership.get(group=group, user=user)
     if membership is not None:

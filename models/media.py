@@ -115,19 +115,28 @@ def limit(kind: str) -> int:
     return getattr(current(), f"max_{kind}_bytes")
 
 
-def accept(spool: storage.Spool, filename: str, kind: str, uploader: User) -> Media:
-    """Check a received upload against the rules of `kind`; returns its new Media row (not
-    flushed, its bytes not stored yet: `committing` does that).
+def inspect(spool: storage.Spool, kind: str) -> str:
+    """The content type of a received upload if it keeps the rules of `kind` (no database
+    work: call it before taking locks).
 
     The part is named like the kind (`image`, `expression`, `voice`, `file`, `avatar`).
     Raises MEDIA_TOO_LARGE, WRONG_MEDIA_TYPE (a type the kind does not accept, or markup
-    inside), BROKEN_IMAGE (an image that does not decode) or TOO_MANY_PIXELS.
+    inside), BROKEN_IMAGE (an image that does not decode) or TOO_MANY_PIXELS (an image
+    over the limits of pixels, or of the work of decoding it).
     """
     if spool.size > limit(kind):
         raise ApiError(Error.MEDIA_TOO_LARGE, part=kind, limit=limit(kind))
     content_type = _content_type(spool.path, kind)
     if KINDS[kind].image:
         _check_image(spool.path, kind, content_type)
+    return content_type
+
+
+def accept(
+    spool: storage.Spool, filename: str, kind: str, uploader: User, content_type: str
+) -> Media:
+    """The new Media row of an upload `inspect` accepted as `content_type` (not flushed, its
+    bytes not stored yet: `committing` does that)."""
     return Media(
         sha256=spool.sha256,
         size=spool.size,
@@ -140,16 +149,15 @@ def accept(spool: storage.Spool, filename: str, kind: str, uploader: User) -> Me
 
 
 @contextlib.contextmanager
-def committing(spool: storage.Spool, filename: str, kind: str, uploader: User):
-    """`accept` the upload and keep its bytes in the store, let the block use the new Media,
-    then commit.
+def committing(spool: storage.Spool, filename: str, kind: str, uploader: User, content_type: str):
+    """`accept` the upload `inspect` accepted and keep its bytes in the store, let the block
+    use the new Media, then commit.
 
     If keeping, the block or the commit fails, the transaction rolls back and the object
     just stored goes again unless another row names it: no object is left that no row
-    names. Raises what `accept` raises (then nothing was stored), MEDIA_STORE_UNAVAILABLE,
-    and whatever the block or the commit raised.
+    names. Raises MEDIA_STORE_UNAVAILABLE, and whatever the block or the commit raised.
     """
-    media = accept(spool, filename, kind, uploader)
+    media = accept(spool, filename, kind, uploader, content_type)
     sha256 = media.sha256
     kept = False
     try:
@@ -173,14 +181,15 @@ def _store_failed(error: BaseException) -> bool:
     return isinstance(error, ApiError) and error.error is Error.MEDIA_STORE_UNAVAILABLE
 
 
-def change_avatar(user: User, spool: storage.Spool, filename: str) -> Media:
-    """Make an uploaded image the user's avatar and let the previous one go, committed.
+def change_avatar(user: User, spool: storage.Spool, filename: str, content_type: str) -> Media:
+    """Make an upload `inspect` accepted the user's avatar and let the previous one go,
+    committed. The caller holds the account's lock (`sessions.locked`).
 
     One transaction: if the store cannot delete the previous avatar's object, nothing
     changes. Raises what `committing` raises.
     """
     previous = user.avatar
-    with committing(spool, filename, "avatar", user) as avatar:
+    with committing(spool, filename, "avatar", user, content_type) as avatar:
         user.avatar = avatar
         if previous is not None:
             release(previous)

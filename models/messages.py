@@ -5,7 +5,7 @@ from __future__ import annotations
 from pony.orm import desc, flush, select
 
 from im_api.config import now
-from models import media, users
+from models import groups, media, users
 from models.entities import Group, Media, Message, User
 from models.present import media_url, utc_iso
 from models.storage import Spool
@@ -16,9 +16,16 @@ DELETED_SENDER = {"id": None, "name": "deleted user", "avatar_url": None}
 def send(group: Group, sender: User, kind: str, spool: Spool, filename: str) -> Message:
     """Keep an upload of `kind` and post it to the group as a message, committed.
 
-    Raises what `models.media.committing` raises (nothing is kept then).
+    The bytes are checked first; then the group is locked (shared) and the membership read
+    again, so the message never lands in a group being deleted or from a member who left.
+    Raises what `models.media.inspect` raises, GROUP_NOT_FOUND or NOT_A_MEMBER (nothing is
+    kept then).
     """
-    with media.committing(spool, filename, kind, sender) as stored:
+    content_type = media.inspect(spool, kind)
+    sender_id = sender.id
+    group = groups.lock_for_message(group.id, sender_id)
+    sender = User[sender_id]
+    with media.committing(spool, filename, kind, sender, content_type) as stored:
         message = post(group, sender, stored)
     return message
 

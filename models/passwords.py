@@ -7,7 +7,9 @@ to the base64 of its SHA-256 (44 bytes): nothing is truncated and any length is 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import secrets
 
 import bcrypt
 
@@ -23,3 +25,10 @@ def hash_password(password: str, rounds: int) -> str:
 
 def check_password(password: str, password_hash: str) -> bool:
     return bcrypt.checkpw(_prehash(password), password_hash.encode("ascii"))
+
+
+@functools.cache
+def dummy_hash(rounds: int) -> str:
+    """A hash of no one's password at this cost: checking a password against it costs what
+    checking a real one does (for names that do not exist)."""
+    return hash_password(secrets.token_urlsafe(16), rounds)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+from pony.orm import select
+
 from im_api import security
 from im_api.config import current, now
 from im_api.errors import ApiError, Error
+from models import locks
 from models.entities import Session, User
 
 
@@ -33,6 +36,24 @@ def active(token_info: dict) -> Session:
     if session is None or session.expires_at <= now():
         raise ApiError(Error.INVALID_TOKEN)
     return session
+
+
+def locked(token_info: dict, *, shared: bool = False) -> Session:
+    """The session a verified token names, in a new transaction that holds its account's
+    lock: exclusive for a request that changes the account or ends sessions, shared for one
+    that adds rows referring to it (a group it owns, a new session).
+
+    Everything the request read before is forgotten (`locks.forget_reads`): read what the
+    request acts on from the returned session. Raises INVALID_TOKEN when the session has
+    ended or expired, also while waiting for the lock.
+    """
+    locks.forget_reads()
+    key = token_info["sub"]
+    user_id = select(s.user.id for s in Session if s.key == key).first()
+    if user_id is None:
+        raise ApiError(Error.INVALID_TOKEN)
+    locks.account(user_id, shared=shared)
+    return active(token_info)
 
 
 def end_others(session: Session) -> None:

@@ -25,11 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pony.orm import flush
-
 from im_api.config import current
-from models import stores
-from models.database import db
+from models import locks, stores
 
 logger = logging.getLogger(__name__)
 
@@ -113,15 +110,8 @@ def forget(sha256: str, still_used) -> None:
 
 
 def _lock(sha256: str) -> None:
-    """Hold the hash's lock until the transaction ends (`db.execute` opens one if needed)."""
-    flush()
-    if db.provider_name == "postgres":
-        key = int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
-        db.execute("SELECT pg_advisory_xact_lock($key)", {}, {"key": key})
-    else:
-        # SQLite has one writer at a time: inside a transaction Pony began IMMEDIATE, this
-        # process holds the write lock until the transaction ends.
-        db.execute("SELECT 1")
+    """Hold the hash's lock until the transaction ends."""
+    locks.media_file(sha256)
 
 
 def _sweep_once(incoming: Path) -> None:

@@ -1,0 +1,65 @@
+"""Locks that make concurrent requests on the same account, group or media file take turns.
+
+Pony checks at commit time that the columns a transaction read are unchanged ("updated
+outside of current transaction": a 500), and checks nothing across rows, so two requests
+each acting on a state the other is changing break invariants (a group whose owner has left)
+or fail. A request that changes an account or a group takes that object's lock before it
+reads it, and holds it until its transaction ends: requests on one object then run one after
+the other, each reading what the previous one committed.
+
+On PostgreSQL these are transaction-level advisory locks (shared or exclusive), so they
+never conflict with the row locks PostgreSQL takes itself. On SQLite, a single writer
+anyway, taking any lock begins the transaction as an immediate one: the process holds the
+database's write lock until the transaction ends.
+
+To rule out deadlocks, a transaction takes at most one account lock, before any group lock,
+and group locks in increasing id order; media file locks come last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pony.orm import flush, rollback
+
+from models.database import db
+
+
+def account(user_id: int, *, shared: bool = False) -> None:
+    """Lock the account `user_id`: exclusive to change it or delete it, shared to add rows
+    that refer to it (a session, a membership), which its deletion must not miss."""
+    _lock(_key(f"user:{user_id}"), shared)
+
+
+def group(group_id: int, *, shared: bool = False) -> None:
+    """Lock the group `group_id`: exclusive to change its members or owner, or delete it;
+    shared to add a message to it."""
+    _lock(_key(f"group:{group_id}"), shared)
+
+
+def media_file(sha256: str) -> None:
+    """Lock the media file with this hash (placing or deleting it)."""
+    _lock(int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True), False)
+
+
+def forget_reads() -> None:
+    """End the request's transaction and forget every object it read (Pony keeps what it
+    read for the rest of the session, values and all): what is read after the next lock
+    is read afresh. What was committed stays."""
+    rollback()
+
+
+def _key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _lock(key: int, shared: bool) -> None:
+    """Hold the lock until the transaction ends (`db.execute` begins one if needed)."""
+    flush()
+    if db.provider_name == "postgres":
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        db.execute(f"SELECT {function}($key)", {}, {"key": key})
+    else:
+        # SQLite has one writer at a time: inside a transaction Pony began IMMEDIATE, this
+        # process holds the write lock until the transaction ends.
+        db.execute("SELECT 1")
