@@ -58,7 +58,7 @@ QUERY_DEFAULTS = {"limit": 50, "cursor": None}
 
 def upload_file(group_id, token_info):
     """The bare-Flask upload: Werkzeug's multipart parsing, then what `handlers.media` does."""
-    from models import groups, messages, sessions
+    from models import groups, messages, sessions, throttle
     from models.storage import Spool
 
     limit = config.current().max_file_bytes
@@ -72,6 +72,7 @@ def upload_file(group_id, token_info):
             if spool.size > limit:
                 raise ApiError(Error.MEDIA_TOO_LARGE, part="file", limit=limit)
         spool.close()
+        throttle.spend_upload(request.remote_addr or "unknown", sessions.active(token_info).user.id)
         sender = sessions.active(token_info).user
         group = groups.of_member(group_id, sender)
         message = messages.send(group, sender, "file", spool, part.filename or "")

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         IM_DATABASE_URL=args.database_url,
         IM_BCRYPT_ROUNDS="4",
         IM_SECRET_KEYS=secrets.token_urlsafe(32),
+        **fixtures.UNREACHED_LIMITS,
     )
     settings = Settings.from_env(environ={k: v for k, v in env.items() if k.startswith("IM_")})
     run_id = secrets.token_hex(2)

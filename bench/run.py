@@ -272,6 +272,7 @@ class Bench:
             IM_DATABASE_URL=self.args.database_url,
             IM_BCRYPT_ROUNDS=str(self.args.bcrypt_rounds),
             IM_SECRET_KEYS=secrets.token_urlsafe(32),
+            **fixtures.UNREACHED_LIMITS,
         )
         if self.s3:
             self.s3.use_fake_credentials(env)

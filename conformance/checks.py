@@ -9,8 +9,9 @@ contract's error table in mind in two places.
 * `positive_data_acceptance`: a request that matches the schema may still break a rule the
   schema cannot express: a wrong password, a name that does not exist, a wrong email code,
   file bytes of the wrong kind. The contract answers those with a documented status and a
-  rule code (2000 and above in the `ErrorCode` table). Only a refusal with a protocol code
-  (1xxx: "Invalid request", "Malformed request body", ...) is a finding: it means the server
+  rule code (2000 and above in the `ErrorCode` table); and any valid request may meet a
+  limit (a documented 429, code 1009). Any other refusal with a protocol code (1xxx:
+  "Invalid request", "Malformed request body", ...) is a finding: it means the server
   refused data its own contract allows.
 * `ensure_resource_availability` (stateful): after `POST /groups`, a 404 on
   `DELETE /groups/{group_id}/members/{user_id}` is taken for the new group being gone, but
@@ -37,8 +38,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from conformance import auth
+from conformance.target import client_address
 
 NOT_IMPLEMENTED = 1011
+TOO_MANY_ATTEMPTS = 1009
 FIRST_RULE_CODE = 2000
 GROUP_NOT_FOUND = 3001
 # operationId -> codes of a 404 about a path parameter other than the resource a link created.
@@ -69,10 +72,13 @@ def not_implemented_yet(case, response) -> bool:
 
 
 def positive_data_acceptance_but_rules(ctx, response, case):
-    """`positive_data_acceptance`, except a documented refusal with a rule code (>= 2000)."""
+    """`positive_data_acceptance`, except a documented refusal with a rule code (>= 2000),
+    or a documented 429 "Too many attempts" (a limit refuses valid requests too)."""
     if 400 <= response.status_code < 500 and documents(case, response.status_code):
         code = error_code(response)
         if code is not None and code >= FIRST_RULE_CODE:
+            return None
+        if response.status_code == 429 and code == TOO_MANY_ATTEMPTS:
             return None
     return positive_data_acceptance(ctx, response, case)
 
@@ -127,13 +133,22 @@ def validate(case, response, **kwargs) -> None:
         )
 
 
+def from_address(case) -> None:
+    """Send `case` from a client address of its own (see `target.client_address`)."""
+    headers = dict(case.headers or {})
+    if not any(name.lower() == "x-forwarded-for" for name in headers):
+        case.headers = {**headers, "X-Forwarded-For": client_address()}
+
+
 def call_and_validate(case, **kwargs):
-    """Send `case` with a real token for the suite's mark (a new shared account and once more
-    if that one's session has ended) and validate the response."""
+    """Send `case` from a client address of its own, with a real token for the suite's mark
+    (a new shared account and once more if that one's session has ended or it reached a
+    limit per account) and validate the response."""
     mark = auth.mark_of(case)
     auth.resolve(case, mark)
+    from_address(case)
     response = case.call(**kwargs)
-    if response.status_code == 401 and mark is not None and mark[1] == auth.SHARED:
+    if response.status_code in (401, 429) and mark is not None and mark[1] == auth.SHARED:
         auth.resolve(case, mark, renew=True)
         response = case.call(**kwargs)
     validate(case, response, transport_kwargs=kwargs or None)

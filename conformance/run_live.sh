@@ -7,8 +7,10 @@
 #   conformance/run_live.sh --s3 [URL] [-- ...]      media in an S3 bucket (see below)
 #
 # The server gets a temporary instance folder, a fresh secret key (given to the suite as
-# IM_CONFORMANCE_SECRET_KEYS, for the expired-token scenario) and bcrypt cost 4. The suite
-# only adds users with fresh random names: it never empties the database.
+# IM_CONFORMANCE_SECRET_KEYS, for the expired-token scenario), bcrypt cost 4, and trusts
+# 127.0.0.1 as a proxy (the suite names a client address of its own per request, so the
+# default limits per client address count one scenario at a time). The suite only adds
+# users with fresh random names: it never empties the database.
 #
 # With --s3, media goes to a bucket of a real S3 endpoint started for the run: moto's server
 # mode (`python -m moto.server`, from the test extra) on a free loopback port, with fake
@@ -106,6 +108,8 @@ echo "run_live: im-api serve on $url, ${database_url:+database $database_url, }$
     export IM_INSTANCE_DIR="$instance/instance" IM_DATABASE_URL="$database_url"
     export IM_MEDIA_URL="$media_url"
     export IM_SECRET_KEYS="$secret" IM_BCRYPT_ROUNDS=4
+    # The suite sends each request from an address of its own (X-Forwarded-For).
+    export IM_TRUSTED_PROXIES=127.0.0.1
     exec "$python" -m im_api.cli serve --port "$port" --workers "$workers" --log-level warning
 ) >"$log" 2>&1 &
 server=$!

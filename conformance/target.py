@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -49,13 +50,20 @@ class Target:
         security.configure(self.settings)
 
     def client(self) -> httpx.Client:
-        """A new HTTP client whose relative URLs start at the API's base (`/api`)."""
-        if self.app is None:
-            return httpx.Client(base_url=self.base_url, timeout=TIMEOUT)
-        from starlette.testclient import TestClient
+        """A new HTTP client whose relative URLs start at the API's base (`/api`).
 
-        # A server exception must reach the suite as the 500 a client would see.
-        return TestClient(self.app, base_url=self.base_url, raise_server_exceptions=False)
+        Each request it sends comes from a client address of its own (`X-Forwarded-For`)
+        unless it names one: see `client_address`.
+        """
+        if self.app is None:
+            client = httpx.Client(base_url=self.base_url, timeout=TIMEOUT)
+        else:
+            from starlette.testclient import TestClient
+
+            # A server exception must reach the suite as the 500 a client would see.
+            client = TestClient(self.app, base_url=self.base_url, raise_server_exceptions=False)
+        client.event_hooks = {"request": [_from_an_address_of_its_own]}
+        return client
 
     def load_schema(self) -> schemathesis.BaseSchema:
         """The contract in `openapi/`, aimed at this server."""
@@ -104,6 +112,22 @@ def _without_transport_headers(context, headers):
     return {name: value for name, value in headers.items() if name.lower() not in TRANSPORT_HEADERS}
 
 
+def client_address() -> str:
+    """A client address no other request of the suite uses (IPv6 documentation prefix).
+
+    The suite sends each request from its own address, in `X-Forwarded-For`, so that the
+    server's limits per client address (POST /user/register and the like) count the
+    requests of one scenario only: the server must trust the suite's host as a proxy
+    (`IM_TRUSTED_PROXIES`; `run_live.sh` and the in-process app do).
+    """
+    return f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}::{secrets.token_hex(2)}"
+
+
+def _from_an_address_of_its_own(request: httpx.Request) -> None:
+    if "x-forwarded-for" not in request.headers:
+        request.headers["X-Forwarded-For"] = client_address()
+
+
 def _live_url() -> str:
     return os.environ.get("IM_CONFORMANCE_URL", "").strip().rstrip("/")
 
@@ -131,7 +155,14 @@ def in_process(**overrides) -> Target:
     database_url = os.environ.get("IM_TEST_DATABASE_URL") or (
         "sqlite:///" + str(folder / "conformance.sqlite")
     )
-    options = {"bcrypt_rounds": 4, "validate_responses": True, **overrides}
+    # The test client connects as "testclient": trusted as a proxy, so that the suite's
+    # X-Forwarded-For decides each request's client address.
+    options = {
+        "bcrypt_rounds": 4,
+        "validate_responses": True,
+        "trusted_proxies": ["testclient"],
+        **overrides,
+    }
     settings = Settings.from_env(
         environ={}, instance_dir=folder / "instance", database_url=database_url, **options
     )

@@ -87,6 +87,7 @@ class LinkFollower:
             acted_as = parent
         else:
             auth.resolve(input.case, mark)
+        checks.from_address(input.case)
         output = super().step(input)
         account = signed_in(input.case, output.response, acted_as)
         if account is not None:

@@ -8,8 +8,8 @@ the handler checks membership and keeps it as a message.
 from __future__ import annotations
 
 from handlers import SUCCEED
-from im_api import serving, uploads
-from models import groups, media, messages, sessions, storage
+from im_api import clients, serving, uploads
+from models import groups, media, messages, sessions, storage, throttle
 
 
 def upload_image(group_id, token_info):
@@ -35,6 +35,7 @@ def fetch_media(media_id, sig):
 
 
 def _post(group_id, token_info, kind):
+    throttle.spend_upload(clients.address(), sessions.active(token_info).user.id)
     sender = sessions.active(token_info).user
     group = groups.of_member(group_id, sender)
     upload = uploads.received()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from handlers import SUCCEED
-from im_api import uploads
-from models import codes, media, sessions, users
+from im_api import clients, uploads
+from models import codes, media, sessions, throttle, users
 from models.present import utc_iso
 
 
@@ -19,6 +19,7 @@ def _signed_in(user, token, session) -> dict:
 
 
 def register(body):
+    throttle.spend("register_per_address", clients.address())
     email = body.get("email")
     if email is not None:
         codes.consume(email, "register", body.get("security_code"))
@@ -28,10 +29,14 @@ def register(body):
 
 
 def send_email_code(body, token_info=None):
+    throttle.spend("email_code_per_address", clients.address())
+    throttle.spend("email_code_per_mailbox", codes.mailbox(body["email"]))
     return {**SUCCEED, **codes.send(body["email"], body["purpose"], token_info)}
 
 
 def login(body):
+    throttle.spend("login_per_address", clients.address())
+    throttle.spend("login_per_target", (body.get("name") or body.get("email")).lower())
     if "email" in body:
         user = codes.login(body["email"], body["security_code"])
     else:
@@ -46,6 +51,7 @@ def logout(token_info):
 
 
 def cancel_account(body, token_info):
+    throttle.spend_password(clients.address(), sessions.active(token_info).user.id)
     users.cancel(token_info, body["password"])
     return SUCCEED
 
@@ -60,6 +66,7 @@ def change_name(body, token_info):
 
 
 def change_password(body, token_info):
+    throttle.spend_password(clients.address(), sessions.active(token_info).user.id)
     token, fresh = users.change_password(token_info, body["old_password"], body["new_password"])
     return {**SUCCEED, "token": token, "expires_at": utc_iso(fresh.expires_at)}
 
@@ -72,7 +79,8 @@ def change_email(body, token_info):
 
 
 def change_image(token_info):
-    sessions.active(token_info)  # a refused token costs no image decoding
+    # Counted before the work of decoding the image.
+    throttle.spend_upload(clients.address(), sessions.active(token_info).user.id)
     upload = uploads.received()
     content_type = media.inspect(upload.spool, "avatar")
     user = sessions.locked(token_info).user

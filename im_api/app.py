@@ -15,7 +15,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from pony.orm import db_session
 
-from im_api import config, cors, envelope, json_body, published_spec, security, speed
+from im_api import clients, config, cors, envelope, json_body, published_spec, security, speed
 from im_api.access_log import AccessLogMiddleware
 from im_api.config import Settings
 from im_api.front import Front
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> cors.CrossOrigin:
     published_spec.publish(app, SPEC_DIR / "openapi.yaml")
     envelope.register_error_handlers(app)
     json_body.install(app)
+    clients.install(app, settings)
     app.add_middleware(RequestThreads, MiddlewarePosition.BEFORE_CONTEXT, settings=settings)
     speed.install(app, settings)
 

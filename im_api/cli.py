@@ -207,6 +207,9 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=log_config,
         # im_api.access_log logs each request once, with its duration.
         access_log=False,
+        # Client addresses come from X-Forwarded-For only behind IM_TRUSTED_PROXIES
+        # (im_api.clients), never behind uvicorn's default of trusting 127.0.0.1.
+        proxy_headers=False,
     )
     return 0
 

@@ -58,6 +58,19 @@ class Settings:
     max_voice_bytes: int = 5 * MB
     max_file_bytes: int = 50 * MB
     max_avatar_bytes: int = 2 * MB
+    # Peers whose X-Forwarded-For names the client (addresses, networks, or * for any).
+    trusted_proxies: list[str] = dataclasses.field(default_factory=list)
+    # Abuse limits, COUNT/SECONDS per key (models.throttle); empty: no limit.
+    limit_register_per_address: str = "30/3600"
+    limit_login_per_address: str = "100/900"
+    limit_login_per_target: str = "30/900"
+    limit_email_code_per_address: str = "20/3600"
+    limit_email_code_per_mailbox: str = "10/3600"
+    limit_password_per_account: str = "20/3600"
+    limit_password_per_address: str = "60/3600"
+    limit_upload_per_account: str = "120/600"
+    limit_upload_per_address: str = "300/600"
+    limit_code_guesses: str = "10/3600"
     validate_responses: bool = False
     # Origins (scheme://host[:port]) whose pages may call the API; empty: none, "*": any.
     cors_origins: list[str] = dataclasses.field(default_factory=list)
@@ -113,6 +126,9 @@ class Settings:
 
     def check(self) -> None:
         """Raise SettingsError for a setting the server must not start with."""
+        for field in dataclasses.fields(self):
+            if field.name.startswith("limit_"):
+                parse_limit(field.name, getattr(self, field.name))
         for key in self.secret_keys:
             size = len(key.encode("utf-8"))
             if size < MIN_SECRET_KEY_BYTES:
@@ -128,6 +144,24 @@ class Settings:
             folder.mkdir(parents=True, exist_ok=True)
         if not self.secret_keys:
             self.secret_keys = [_kept_secret(self.instance_dir / "secret_key")]
+
+
+def parse_limit(field_name: str, value: str) -> tuple[int, int] | None:
+    """A `limit_*` setting, `COUNT/SECONDS`, as a pair; None when empty (no limit).
+
+    Raises SettingsError for anything else.
+    """
+    if not value.strip():
+        return None
+    count, slash, seconds = value.partition("/")
+    if slash and count.strip().isdigit() and seconds.strip().isdigit():
+        pair = int(count), int(seconds)
+        if pair[0] >= 1 and pair[1] >= 1:
+            return pair
+    raise SettingsError(
+        f"IM_{field_name.upper()}: expected COUNT/SECONDS such as 30/3600 (at most 30 in "
+        f"each hour), or nothing for no limit; got {value[:40]!r}"
+    )
 
 
 def _parse(name: str, type_name: str, raw: str):

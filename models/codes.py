@@ -10,6 +10,7 @@ seconds after it was sent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -17,11 +18,11 @@ import math
 import secrets
 from datetime import timedelta
 
-from pony.orm import TransactionIntegrityError, commit, rollback
+from pony.orm import TransactionIntegrityError, commit, db_session, rollback
 
 from im_api.config import current, now
 from im_api.errors import ApiError, Error, too_many_attempts
-from models import locks, mail, sessions
+from models import locks, mail, sessions, throttle
 from models.entities import EmailCode, User
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def send(email: str, purpose: str, token_info: dict | None = None) -> dict:
     change_email to one another account has), TOO_MANY_ATTEMPTS (a code went to the same
     address for the same purpose less than `code_resend_after` seconds ago) or UNAVAILABLE
     (the mail server refused the mail or did not answer; the new code is then forgotten,
-    and so is the one it replaced).
+    and so is the one it replaced). A login code is mailed after the answer: a failure
+    then is logged and forgets the code the same way, but cannot be answered.
     """
     settings = current()
     email = email.lower()
@@ -57,16 +59,32 @@ def send(email: str, purpose: str, token_info: dict | None = None) -> dict:
 
     code = f"{secrets.randbelow(10**6):06d}"
     row = _store(email, purpose, code)
-    if purpose == "login" and owner is None:
-        logger.debug("Login code asked for an address with no account: not sent")
+    message = mail.code_message(settings, email, purpose, code)
+    if purpose == "login":
+        # Mailed after the answer, so that the answer takes the same time whether or not
+        # the address has an account: composed either way, sent only to an account's.
+        if owner is not None:
+            forget = functools.partial(_forget_unsent, email, purpose, row.code_hash)
+            mail.deliver_later(settings, message, on_failure=forget)
+        else:
+            logger.debug("Login code asked for an address with no account: not sent")
     else:
         try:
-            mail.deliver(settings, mail.code_message(settings, email, purpose, code))
+            mail.deliver(settings, message)
         except mail.MailError as error:
             row.delete()
             commit()
             raise ApiError(Error.UNAVAILABLE, str(error)) from None
     return {"expires_in": settings.code_ttl, "resend_after": settings.code_resend_after}
+
+
+def _forget_unsent(email: str, purpose: str, code_hash: str) -> None:
+    """A login code whose mail failed is forgotten (unless a newer one replaced it), so
+    that a new one can be asked at once."""
+    with db_session:
+        row = EmailCode.get_for_update(email=email, purpose=purpose)
+        if row is not None and row.code_hash == code_hash:
+            row.delete()
 
 
 def consume(email: str, purpose: str, code: str | None) -> None:
@@ -77,7 +95,9 @@ def consume(email: str, purpose: str, code: str | None) -> None:
     once, since the error that follows rolls the request's transaction back.
 
     Raises VERIFY_EMAIL (no code given), WRONG_CODE (no code was sent to this address for
-    this purpose, or this is not it), CODE_EXPIRED, CODE_USED or CODE_TRIES_EXHAUSTED.
+    this purpose, or this is not it), CODE_EXPIRED, CODE_USED, CODE_TRIES_EXHAUSTED, or
+    TOO_MANY_ATTEMPTS once `limit_code_guesses` wrong codes were tried for this address and
+    purpose in its window (across new codes).
     """
     if code is None:
         raise ApiError(Error.VERIFY_EMAIL)
@@ -87,6 +107,10 @@ def consume(email: str, purpose: str, code: str | None) -> None:
     row = EmailCode.get_for_update(email=email.lower(), purpose=purpose)
     if row is None:
         raise ApiError(Error.WRONG_CODE)
+    # Wrong guesses are also counted per address and purpose over a window, whatever code
+    # they were for: a new code resets the tries of one code, not this.
+    guesses = f"{purpose} {row.email}"
+    throttle.refuse_if_spent("code_guesses", guesses)
     if row.wrong_tries >= settings.code_max_tries:
         raise ApiError(Error.CODE_TRIES_EXHAUSTED)
     if now() >= row.expires_at:
@@ -98,6 +122,7 @@ def consume(email: str, purpose: str, code: str | None) -> None:
         raise ApiError(Error.CODE_USED if matches else Error.WRONG_CODE)
     if not matches:
         row.wrong_tries += 1
+        throttle.count_one("code_guesses", guesses)
         commit()
         raise ApiError(Error.WRONG_CODE)
     row.used = True
@@ -121,6 +146,13 @@ def login(email: str, code: str) -> User:
     if user is None:
         raise ApiError(Error.WRONG_CODE)
     return user
+
+
+def mailbox(email: str) -> str:
+    """The mailbox an address reaches: lower-cased, any `+tag` of its local part left out
+    (mail providers deliver `alice+x@example.com` to `alice@example.com`)."""
+    local, _, domain = email.lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
 
 
 def _store(email: str, purpose: str, code: str) -> EmailCode:

@@ -101,3 +101,14 @@ class Message(db.Entity):
     kind = Required(str, 16)
     media = Required(Media)
     created_at = Required(datetime)
+
+
+class Throttle(db.Entity):
+    """Requests counted against one limit for one key (`models.throttle`), in one window."""
+
+    id = PrimaryKey(int, auto=True, size=64)
+    bucket = Required(str, 80)  # the limit's name and a hash of the key
+    slot = Required(int, size=64)  # the window: seconds since the epoch // its length
+    hits = Required(int, size=64)
+    expires = Required(int, size=64, index=True)  # seconds since the epoch
+    composite_key(bucket, slot)

@@ -15,6 +15,7 @@ system's trust store, or against `IM_MAIL_CA_FILE` when set. Every network step 
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import html
 import logging
@@ -22,6 +23,7 @@ import os
 import secrets
 import smtplib
 import ssl
+import threading
 from datetime import timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -188,6 +190,42 @@ def deliver(settings: Settings, message: EmailMessage) -> None:
             "Mail server %s refused the mail: %s: %s", target, type(error).__name__, error
         )
         raise MailError("The mail server refused the mail") from None
+
+
+# Mails sent after the request's answer (login codes), a few at a time per process.
+_later = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="mail")
+_pending: set[concurrent.futures.Future] = set()
+_pending_lock = threading.Lock()
+
+
+def deliver_later(settings: Settings, message: EmailMessage, on_failure) -> None:
+    """`deliver` the message in the background; `on_failure()` runs if it fails (the
+    reason is logged)."""
+
+    def send() -> None:
+        try:
+            deliver(settings, message)
+        except MailError:
+            on_failure()
+
+    with _pending_lock:
+        future = _later.submit(send)
+        _pending.add(future)
+    future.add_done_callback(_done)
+
+
+def _done(future: concurrent.futures.Future) -> None:
+    with _pending_lock:
+        _pending.discard(future)
+    if future.exception() is not None:  # on_failure itself failed: say so
+        logger.error("Sending a mail in the background failed", exc_info=future.exception())
+
+
+def wait_for_deliveries(timeout: float = 30.0) -> None:
+    """Wait until the mails handed to `deliver_later` so far are sent or given up."""
+    with _pending_lock:
+        pending = list(_pending)
+    concurrent.futures.wait(pending, timeout=timeout)
 
 
 def _send_smtp(target: SmtpTarget, message: EmailMessage, settings: Settings) -> None:

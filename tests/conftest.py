@@ -13,6 +13,7 @@ once for the run), under a prefix of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -318,15 +319,21 @@ def served_database(tmp_path, database_url) -> str:
 def serve(tmp_path, served_database, media_url):
     """Starts `im-api serve` on the test database (emptied first) and the test's media store,
     with extra settings: `serve(IM_SEND_TIMEOUT="1")`. Two workers on PostgreSQL, one on
-    SQLite, unless given."""
+    SQLite, unless given; the abuse limits (IM_LIMIT_*) off unless given."""
     database_url = served_database
     servers: list[LiveServer] = []
+    # Tests of limits configure their own; these may register many users from loopback.
+    no_limits = {
+        f"IM_{field.name.upper()}": ""
+        for field in dataclasses.fields(Settings)
+        if field.name.startswith("limit_")
+    }
 
     def start(workers: int | None = None, **env: str) -> LiveServer:
         if workers is None:
             workers = 1 if database_url.startswith("sqlite") else 2
         instance = tmp_path / f"server{len(servers)}" / "instance"
-        env = {"IM_MEDIA_URL": media_url, **env}
+        env = {"IM_MEDIA_URL": media_url, **no_limits, **env}
         servers.append(LiveServer(instance, database_url, workers=workers, **env))
         return servers[-1].start()
 

@@ -278,3 +278,35 @@ def test_tokens_signed_with_a_retired_key_still_verify_while_it_is_listed(
     assert (
         client.get("/api/user/me", headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
     )
+
+
+@pytest.fixture
+def bcrypt_checks(monkeypatch) -> list[int]:
+    """The cost of every hash a password is checked against (bcrypt's `$2b$NN$` prefix)."""
+    from models import users
+
+    costs: list[int] = []
+    real = users.check_password
+
+    def recording(password, password_hash):
+        costs.append(int(password_hash.split("$")[2]))
+        return real(password, password_hash)
+
+    monkeypatch.setattr(users, "check_password", recording)
+    return costs
+
+
+def test_login_with_an_unknown_name_costs_one_bcrypt_check_as_a_known_one(
+    client, auth, settings, bcrypt_checks
+):
+    """The time login takes must not tell which names exist: an unknown name is checked
+    against a hash of the configured cost, as a known name with a wrong password is."""
+    settings.bcrypt_rounds = 5  # not the hash cost of any account here (tests register at 4)
+    auth.register("alice")
+    client.post("/api/user/login", json={"name": "nobody", "password": "secret1"})
+    unknown = list(bcrypt_checks)
+    bcrypt_checks.clear()
+    client.post("/api/user/login", json={"name": "alice", "password": "wrong one"})
+
+    assert unknown == [5]
+    assert bcrypt_checks == [5]  # alice registered after the change: her hash is at 5 too

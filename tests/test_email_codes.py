@@ -14,6 +14,7 @@ import pytest
 from test_mail import SmtpServer, parse, read_code, start_smtp
 
 from im_api.config import Settings
+from models import mail
 
 CODE_SENT = {"code": 0, "info": "Succeed", "expires_in": 600, "resend_after": 60}
 WRONG_CODE = {"code": 2006, "info": "Wrong verify code"}
@@ -282,6 +283,44 @@ def test_sixth_try_finds_the_code_ended_after_five_wrong_ones(api):
     assert (sixth.status_code, sixth.json()) == (400, CODE_TRIES_EXHAUSTED)
 
 
+def test_guesses_at_one_address_are_bounded_across_new_codes(api, clock, settings):
+    """A new code gives 5 new tries of that code, not of the address: at most
+    `limit_code_guesses` (10 an hour) wrong codes per address and purpose, then 429 with
+    `Retry-After`, even for the right code, until the window ends."""
+    api.new_user("alice", "alice@example.com")
+    for _ in range(2):
+        clock.advance(seconds=61)
+        code = api.code("alice@example.com", "login")
+        for _ in range(5):
+            wrong = api.login("alice@example.com", other_code(code))
+            assert (wrong.status_code, wrong.json()) == (400, WRONG_CODE)
+    clock.advance(seconds=61)
+    code = api.code("alice@example.com", "login")
+
+    refused = api.login("alice@example.com", code)
+
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["code"] == 1009
+    assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+    clock.advance(seconds=int(refused.headers["Retry-After"]))
+    fresh = api.code("alice@example.com", "login")  # the last one has expired by now
+    assert api.login("alice@example.com", fresh).status_code == 200
+
+
+def test_guesses_for_an_address_without_an_account_are_bounded_alike(api, clock):
+    """The same bound holds for a login code asked for an address no account has, so the
+    429 does not tell whether it has one."""
+    for _ in range(2):
+        clock.advance(seconds=61)
+        api.ask_code("nobody@example.com", "login")
+        for code in ("000001", "000002", "000003", "000004", "000005"):
+            assert api.login("nobody@example.com", code).json() == WRONG_CODE
+    clock.advance(seconds=61)
+    api.ask_code("nobody@example.com", "login")
+
+    assert api.login("nobody@example.com", "123456").status_code == 429
+
+
 def test_wrong_tries_count_even_though_each_ends_in_an_error(api, clock):
     # Four wrong tries, then the right code: it works, so each try was kept, not five.
     api.new_user("alice", "alice@example.com")
@@ -415,6 +454,28 @@ def test_unreachable_mail_server_is_503(api, settings):
 def test_silent_mail_server_is_503_after_the_timeout_and_the_code_is_not_usable(
     api, settings, clock
 ):
+    token = api.new_user("alice", "alice@example.com")
+    first = api.code("alice@example.org", "change_email", token)
+    clock.advance(seconds=61)
+    settings.mail_timeout = 0.3
+    with socket.socket() as listener:  # accepts connections, never says a word
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        settings.mail_url = f"smtp://127.0.0.1:{listener.getsockname()[1]}"
+        response = api.ask_code("alice@example.org", "change_email", token)
+    assert response.status_code == 503
+    assert response.json() == {"code": 1012, "info": "The mail server did not answer"}
+    # The code the new one was to replace is gone too: no code is left for the address.
+    stale = api.change_email(token, "alice@example.org", first)
+    assert (stale.status_code, stale.json()) == (400, WRONG_CODE)
+
+
+def test_a_login_code_is_mailed_after_the_answer_and_forgotten_if_the_mail_fails(
+    api, settings, smtp, clock
+):
+    """Login codes are mailed in the background (so the answer does not wait for the mail
+    only when the address has an account): the answer is 200 either way, and a code whose
+    mail failed is forgotten with the one it replaced, so that a new one can be asked."""
     api.new_user("alice", "alice@example.com")
     first = api.code("alice@example.com", "login")
     clock.advance(seconds=61)
@@ -424,11 +485,13 @@ def test_silent_mail_server_is_503_after_the_timeout_and_the_code_is_not_usable(
         listener.listen()
         settings.mail_url = f"smtp://127.0.0.1:{listener.getsockname()[1]}"
         response = api.ask_code("alice@example.com", "login")
-    assert response.status_code == 503
-    assert response.json() == {"code": 1012, "info": "The mail server did not answer"}
-    # The code the new one was to replace is gone too: no code is left for the address.
+        mail.wait_for_deliveries()
+    assert (response.status_code, response.json()) == (200, CODE_SENT)
     stale = api.login("alice@example.com", first)
     assert (stale.status_code, stale.json()) == (400, WRONG_CODE)
+
+    settings.mail_url = smtp.url
+    assert api.login("alice@example.com", api.code("alice@example.com", "login")).status_code == 200
 
 
 # --- without a mail server ------------------------------------------------------------------

@@ -65,11 +65,12 @@ class SmtpServer:
 
     @property
     def mails(self) -> list[EmailMessage]:
+        mail.wait_for_deliveries()  # login codes are mailed after the answer
         return self.sink.mails
 
     def to(self, address: str) -> list[EmailMessage]:
         # Addresses are kept, and mailed to, lower-cased.
-        return [m for m in self.sink.mails if m["To"] == address.lower()]
+        return [m for m in self.mails if m["To"] == address.lower()]
 
     def code_for(self, address: str) -> str:
         """The code in the last mail to `address`."""

@@ -1,0 +1,123 @@
+"""Limits on how often one client address, account or target may ask for something.
+
+Each limit is a setting `limit_<name>` (`IM_LIMIT_<NAME>`) of the form `COUNT/SECONDS`:
+at most COUNT requests per key in each fixed window of SECONDS (empty: no limit). Counts
+live in the database (`Throttle` rows, one per key and window, the key hashed), so every
+worker and machine shares them; a count is added with one atomic upsert and committed at
+once, so requests sent at once are all counted and a failing request counts too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from pony.orm import commit, delete, rollback, select
+
+from im_api.config import current, now, parse_limit
+from im_api.errors import too_many_attempts
+from models.database import db
+from models.entities import Throttle
+
+EPOCH = datetime(1970, 1, 1)
+
+# The limits, each with the operations it applies to (for the README and the spec).
+LIMITS = {
+    "register_per_address": "POST /user/register, per client address",
+    "login_per_address": "POST /user/login, per client address",
+    "login_per_target": "POST /user/login, per name or email asked for",
+    "email_code_per_address": "POST /user/email_code, per client address",
+    "email_code_per_mailbox": "POST /user/email_code, per mailbox (`+tag` ignored)",
+    "password_per_account": "POST /user/change_password and cancel_account, per account",
+    "password_per_address": "POST /user/change_password and cancel_account, per client address",
+    "upload_per_account": "uploads and POST /user/change_image, per account",
+    "upload_per_address": "uploads and POST /user/change_image, per client address",
+    "code_guesses": "wrong email codes, per address and purpose of the code",
+}
+
+
+def spend(name: str, key: str) -> None:
+    """Count one request against the limit `name` for `key`, committed at once; raises
+    TOO_MANY_ATTEMPTS (with the seconds left in the window) once past the limit.
+
+    Call it first in a request: it ends the request's transaction and forgets what the
+    request read, so that later reads are not held in a write transaction.
+    """
+    limit = _limit(name)
+    if limit is None:
+        return
+    count, seconds = limit
+    slot, ends, epoch = _window(seconds)
+    hits = _add(_bucket(name, key), slot, ends)
+    if secrets.randbelow(100) == 0:  # now and then, forget the windows that are over
+        delete(t for t in Throttle if t.expires < epoch)
+    commit()
+    rollback()
+    if hits > count:
+        raise too_many_attempts(ends - epoch)
+
+
+def spend_password(address: str, user_id: int) -> None:
+    """Count a password change or account cancellation (two bcrypt hashes, or one)."""
+    spend("password_per_address", address)
+    spend("password_per_account", str(user_id))
+
+
+def spend_upload(address: str, user_id: int) -> None:
+    """Count an upload of any kind, avatars included (disk, and image decoding)."""
+    spend("upload_per_address", address)
+    spend("upload_per_account", str(user_id))
+
+
+def refuse_if_spent(name: str, key: str) -> None:
+    """Raise TOO_MANY_ATTEMPTS if `key` has used up the limit `name` in this window (a
+    read, nothing counted)."""
+    limit = _limit(name)
+    if limit is None:
+        return
+    count, seconds = limit
+    slot, ends, epoch = _window(seconds)
+    bucket = _bucket(name, key)
+    hits = select(t.hits for t in Throttle if t.bucket == bucket and t.slot == slot).first()
+    if hits is not None and hits >= count:
+        raise too_many_attempts(ends - epoch)
+
+
+def count_one(name: str, key: str) -> None:
+    """Count one against the limit `name` for `key` in the caller's transaction."""
+    limit = _limit(name)
+    if limit is not None:
+        slot, ends, _ = _window(limit[1])
+        _add(_bucket(name, key), slot, ends)
+
+
+def _limit(name: str) -> tuple[int, int] | None:
+    field = f"limit_{name}"
+    return parse_limit(field, getattr(current(), field))
+
+
+def _window(seconds: int) -> tuple[int, int, int]:
+    """The current window's number, when it ends and now, in seconds since the epoch."""
+    epoch = int((now() - EPOCH).total_seconds())
+    slot = epoch // seconds
+    return slot, (slot + 1) * seconds, epoch
+
+
+def _bucket(name: str, key: str) -> str:
+    # Hashed: the table keeps no addresses or names, and every key fits the column.
+    return f"{name}:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:48]}"
+
+
+def _add(bucket: str, slot: int, expires: int) -> int:
+    """Add one to the window's count in one statement, and return the count."""
+    table = Throttle._table_
+    cursor = db.execute(
+        f'INSERT INTO "{table}" ("bucket", "slot", "hits", "expires") '
+        "VALUES ($bucket, $slot, 1, $expires) "
+        f'ON CONFLICT ("bucket", "slot") DO UPDATE SET "hits" = "{table}"."hits" + 1 '
+        'RETURNING "hits"',
+        {},
+        {"bucket": bucket, "slot": slot, "expires": expires},
+    )
+    return cursor.fetchone()[0]
