@@ -29,6 +29,9 @@ settings (environment variables; the README lists every one with its default):
                      bytes (default: one is generated on first start and kept in
                      the instance folder)
   IM_BCRYPT_ROUNDS   bcrypt cost (default 12)
+  IM_TRUSTED_PROXIES addresses or networks of reverse proxies whose X-Forwarded-For
+                     names the client address (default none); the abuse limits
+                     (IM_LIMIT_*, see the README) count per client address
   IM_MIGRATE_ON_START
                      true (default): 'serve' upgrades the database schema on
                      start; false: it refuses a database behind this version
