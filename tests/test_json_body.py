@@ -39,8 +39,27 @@ def recorded(monkeypatch):
     return records
 
 
+@pytest.fixture(params=["speed-code-on", "speed-code-off"])
+def speed(request, monkeypatch):
+    """The app as it is, and without any of its speed code (im_api.app's caching validators
+    and middlewares, and its short path for JSON operations): Connexion's own path only."""
+    if request.param == "speed-code-off":
+        from connexion.middleware import ConnexionMiddleware
+        from connexion.validators import ParameterValidator
+
+        import im_api.app
+
+        monkeypatch.setattr(im_api.app, "MIDDLEWARES", ConnexionMiddleware.default_middlewares)
+        monkeypatch.setattr(im_api.app, "with_cached_json_validator", lambda validators: validators)
+        monkeypatch.setattr(im_api.app, "CachedParameterValidator", ParameterValidator)
+        monkeypatch.setattr(
+            im_api.app.OperationViews, "__call__", lambda self, *args: self.wsgi_app(*args)
+        )
+    return request.param
+
+
 @pytest.fixture
-def recording_client(recorded, settings):
+def recording_client(recorded, settings, speed):
     app = create_app(settings)  # after the handlers are wrapped: the resolver takes them
     empty_tables()
 
@@ -88,3 +107,17 @@ def test_a_request_without_a_validated_body_has_no_json(app):
     with flask_app.test_request_context("/", method="POST", data=b'{"a": 1}', environ_base=environ):
         assert flask.request.get_json() is None
         assert flask.request.get_json(force=True, silent=True) is None
+
+
+def test_a_body_read_two_ways_is_refused_both_with_and_without_the_speed_code(
+    recording_client, recorded
+):
+    """The UTF-7 smuggle of conformance/test_json_bodies.py: 415, and no handler runs."""
+    raw = b'{"name": "<i>", "password": "secret12", "name+ACIAOgAi-bob": "x"}'
+    response = recording_client.post(
+        "/api/user/register",
+        content=raw,
+        headers={"Content-Type": "application/json;charset=utf-7"},
+    )
+    assert response.status_code == 415, response.text
+    assert recorded == []
