@@ -62,12 +62,10 @@ def send(email: str, purpose: str, token_info: dict | None = None) -> dict:
     message = mail.code_message(settings, email, purpose, code)
     if purpose == "login":
         # Mailed after the answer, so that the answer takes the same time whether or not
-        # the address has an account: composed either way, sent only to an account's.
-        if owner is not None:
-            forget = functools.partial(_forget_unsent, email, purpose, row.code_hash)
-            mail.deliver_later(settings, message, on_failure=forget)
-        else:
-            logger.debug("Login code asked for an address with no account: not sent")
+        # the address has an account: composed and handed off either way, sent only to an
+        # account's address.
+        forget = functools.partial(_forget_unsent, email, purpose, row.code_hash)
+        mail.deliver_later(settings, message, send=owner is not None, on_failure=forget)
     else:
         try:
             mail.deliver(settings, message)

@@ -198,18 +198,22 @@ _pending: set[concurrent.futures.Future] = set()
 _pending_lock = threading.Lock()
 
 
-def deliver_later(settings: Settings, message: EmailMessage, on_failure) -> None:
-    """`deliver` the message in the background; `on_failure()` runs if it fails (the
+def deliver_later(settings: Settings, message: EmailMessage, *, send: bool, on_failure) -> None:
+    """`deliver` the message in the background when `send` (else drop it there, after the
+    same hand-off: see `models.codes.send`); `on_failure()` runs if delivery fails (the
     reason is logged)."""
 
-    def send() -> None:
+    def deliver_or_drop() -> None:
+        if not send:
+            logger.debug("Mail to %s dropped: not to be sent", message["To"])
+            return
         try:
             deliver(settings, message)
         except MailError:
             on_failure()
 
     with _pending_lock:
-        future = _later.submit(send)
+        future = _later.submit(deliver_or_drop)
         _pending.add(future)
     future.add_done_callback(_done)
 
