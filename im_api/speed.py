@@ -62,7 +62,8 @@ def app_options(settings: Settings) -> dict:
     """Keyword arguments of `FlaskApp`: compact JSON and the faster middlewares."""
     if not settings.connexion_speedups:
         return {}
-    return {"jsonifier": COMPACT_JSON, "middlewares": MIDDLEWARES}
+    # A copy: Connexion inserts the middlewares added later into the very list it is given.
+    return {"jsonifier": COMPACT_JSON, "middlewares": list(MIDDLEWARES)}
 
 
 def validator_map(settings: Settings, *, body: MediaTypeDict) -> dict:

@@ -49,7 +49,9 @@ def speed(request, monkeypatch):
 
         import im_api.app
 
-        monkeypatch.setattr(im_api.app, "MIDDLEWARES", ConnexionMiddleware.default_middlewares)
+        monkeypatch.setattr(
+            im_api.app, "MIDDLEWARES", list(ConnexionMiddleware.default_middlewares)
+        )
         monkeypatch.setattr(im_api.app, "with_cached_json_validator", lambda validators: validators)
         monkeypatch.setattr(im_api.app, "CachedParameterValidator", ParameterValidator)
         monkeypatch.setattr(

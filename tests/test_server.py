@@ -79,3 +79,17 @@ def test_concurrent_registrations_of_one_name_give_one_success_and_409s(live_ser
         statuses = sorted(response.status_code for response in pool.map(register, range(32)))
     assert statuses.count(200) == 1
     assert statuses.count(409) == 31
+
+
+def test_building_an_app_leaves_the_next_one_s_middlewares_alone(settings):
+    """Connexion inserts added middlewares into the list it is given: a list shared by every
+    app built in a process grew with each, and a request then went through every copy (a
+    RecursionError in a long test run)."""
+    from im_api import app, speed
+
+    before = list(speed.MIDDLEWARES)
+    first = app.create_app(settings)
+    second = app.create_app(settings)
+
+    assert before == speed.MIDDLEWARES
+    assert len(first.api.middleware.middlewares) == len(second.api.middleware.middlewares)
