@@ -166,22 +166,29 @@ def test_change_name_from_two_sessions_at_once_always_answers(target, api, users
 
 
 def test_change_image_at_once_always_answers(target, api, users):
-    """POST /api/user/change_image, 8 times at once by one user: every answer is 200, and the
-    avatar is one of them."""
-    token = users.token()
+    """POST /api/user/change_image, 8 times at once by one user: every answer is 200, or 429
+    for the uploads past those one account may have going at once (4009); the avatar is one
+    of those accepted."""
     files = {"avatar": ("me.png", media.PNG, "image/png")}
+    for _ in range(3):
+        token = users.token()
 
-    responses = at_once(
-        target,
-        [
-            lambda client: client.post("/user/change_image", files=files, headers=bearer(token))
-            for _ in range(THREADS)
-        ],
-    )
+        responses = at_once(
+            target,
+            [
+                lambda client, t=token: client.post(
+                    "/user/change_image", files=files, headers=bearer(t)
+                )
+                for _ in range(THREADS)
+            ],
+        )
 
-    assert no_server_error(responses) == {200: THREADS}
-    profile = succeed(api.get("/user/me", headers=bearer(token)), "user")
-    assert profile["user"]["avatar_url"] in {r.json()["url"] for r in responses}
+        statuses = no_server_error(responses)
+        assert set(statuses) <= {200, 429} and statuses[200] >= 1, statuses
+        assert all(r.json()["code"] == 4009 for r in responses if r.status_code == 429)
+        profile = succeed(api.get("/user/me", headers=bearer(token)), "user")
+        accepted = {r.json()["url"] for r in responses if r.status_code == 200}
+        assert profile["user"]["avatar_url"] in accepted
 
 
 def test_change_password_from_two_sessions_at_once_ends_the_losers_sessions(target, api, users):

@@ -1,8 +1,9 @@
 """A handler receives the very object the body validator checked: no second parse.
 
 Checked on both ways a request reaches a handler: an operation without path parameters
-(change_name, served by the short path of `im_api.app.OperationView`) and one with them
-(add_member, served by Connexion's own parameter decorator).
+(change_name, served by the short path of `im_api.speed.OperationView`) and one with them
+(add_member, served by Connexion's own parameter decorator); and with the speed module
+turned off (Connexion's own code throughout).
 """
 
 from __future__ import annotations
@@ -41,24 +42,12 @@ def recorded(monkeypatch):
     return records
 
 
-@pytest.fixture(params=["speed-code-on", "speed-code-off"])
-def speed(request, monkeypatch):
-    """The app as it is, and without any of its speed code (im_api.app's caching validators
-    and middlewares, and its short path for JSON operations): Connexion's own path only."""
-    if request.param == "speed-code-off":
-        from connexion.middleware import ConnexionMiddleware
-        from connexion.validators import ParameterValidator
-
-        import im_api.app
-
-        monkeypatch.setattr(
-            im_api.app, "MIDDLEWARES", list(ConnexionMiddleware.default_middlewares)
-        )
-        monkeypatch.setattr(im_api.app, "with_cached_json_validator", lambda validators: validators)
-        monkeypatch.setattr(im_api.app, "CachedParameterValidator", ParameterValidator)
-        monkeypatch.setattr(
-            im_api.app.OperationViews, "__call__", lambda self, *args: self.wsgi_app(*args)
-        )
+@pytest.fixture(params=[True, False], ids=["speed-module-on", "speed-module-off"])
+def speed(request, settings):
+    """The app with its speed module (im_api/speed.py: caching validators and middlewares,
+    a short path for JSON operations) and without it (`connexion_speedups`: Connexion's own
+    code throughout)."""
+    settings.connexion_speedups = request.param
     return request.param
 
 
@@ -70,7 +59,7 @@ def recording_client(recorded, settings, speed):
     def never(*args, **kwargs):
         raise AssertionError("Flask parsed a JSON body a second time")
 
-    app.app.json.loads = never
+    app.api.app.json.loads = never  # the Flask app behind the front
     with app.test_client() as client:
         yield client
 
@@ -106,7 +95,7 @@ def test_add_member_receives_the_validated_object(recording_client, recorded):
 
 def test_a_request_without_a_validated_body_has_no_json(app):
     """An operation whose contract has no JSON body hands nothing on, whatever was sent."""
-    flask_app = app.app
+    flask_app = app.api.app
     environ = {"asgi.scope": {"type": "http"}, "CONTENT_TYPE": "application/json"}
     with flask_app.test_request_context("/", method="POST", data=b'{"a": 1}', environ_base=environ):
         assert flask.request.get_json() is None
