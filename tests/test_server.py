@@ -93,3 +93,24 @@ def test_building_an_app_leaves_the_next_one_s_middlewares_alone(settings):
 
     assert before == speed.MIDDLEWARES
     assert len(first.api.middleware.middlewares) == len(second.api.middleware.middlewares)
+
+
+def test_the_server_takes_x_forwarded_for_only_from_trusted_proxies(serve):
+    """im-api serve: uvicorn on its own would trust X-Forwarded-For from 127.0.0.1; the
+    server trusts only IM_TRUSTED_PROXIES (none by default), so a client on loopback cannot
+    step around a limit per client address by naming other addresses."""
+    untrusting = serve(IM_LIMIT_REGISTER_PER_ADDRESS="2/3600")
+    trusting = serve(IM_LIMIT_REGISTER_PER_ADDRESS="2/3600", IM_TRUSTED_PROXIES="127.0.0.1")
+
+    def register(server, index, address):
+        return httpx.post(
+            server.url + "/user/register",
+            json={"name": f"user{index}_{server.port % 1000}", "password": "secret12"},
+            headers={"X-Forwarded-For": address},
+            timeout=30,
+        )
+
+    statuses = [register(untrusting, index, f"203.0.113.{index}").status_code for index in range(3)]
+    assert statuses == [200, 200, 429]
+    statuses = [register(trusting, index, f"203.0.113.{index}").status_code for index in range(3)]
+    assert statuses == [200, 200, 200]
