@@ -174,6 +174,15 @@ def app(settings):
     return application
 
 
+def connexion_app(app):
+    """The Connexion `FlaskApp` inside what `create_app` returns (the front, CORS around it)."""
+    from connexion import FlaskApp
+
+    while not isinstance(app, FlaskApp):
+        app = getattr(app, "api", None) or app.app
+    return app
+
+
 @pytest.fixture
 def client(app):
     with app.test_client() as test_client:

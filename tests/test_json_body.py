@@ -15,7 +15,7 @@ import pytest
 
 import handlers.groups
 import handlers.user
-from conftest import Auth, empty_tables
+from conftest import Auth, connexion_app, empty_tables
 from im_api import json_body
 from im_api.app import create_app
 
@@ -59,7 +59,7 @@ def recording_client(recorded, settings, speed):
     def never(*args, **kwargs):
         raise AssertionError("Flask parsed a JSON body a second time")
 
-    app.api.app.json.loads = never  # the Flask app behind the front
+    connexion_app(app).app.json.loads = never  # the Flask app behind the front
     with app.test_client() as client:
         yield client
 
@@ -95,7 +95,7 @@ def test_add_member_receives_the_validated_object(recording_client, recorded):
 
 def test_a_request_without_a_validated_body_has_no_json(app):
     """An operation whose contract has no JSON body hands nothing on, whatever was sent."""
-    flask_app = app.api.app
+    flask_app = connexion_app(app).app
     environ = {"asgi.scope": {"type": "http"}, "CONTENT_TYPE": "application/json"}
     with flask_app.test_request_context("/", method="POST", data=b'{"a": 1}', environ_base=environ):
         assert flask.request.get_json() is None

@@ -85,6 +85,7 @@ def test_building_an_app_leaves_the_next_one_s_middlewares_alone(settings):
     """Connexion inserts added middlewares into the list it is given: a list shared by every
     app built in a process grew with each, and a request then went through every copy (a
     RecursionError in a long test run)."""
+    from conftest import connexion_app
     from im_api import app, speed
 
     before = list(speed.MIDDLEWARES)
@@ -92,7 +93,9 @@ def test_building_an_app_leaves_the_next_one_s_middlewares_alone(settings):
     second = app.create_app(settings)
 
     assert before == speed.MIDDLEWARES
-    assert len(first.api.middleware.middlewares) == len(second.api.middleware.middlewares)
+    assert len(connexion_app(first).middleware.middlewares) == len(
+        connexion_app(second).middleware.middlewares
+    )
 
 
 def test_the_server_takes_x_forwarded_for_only_from_trusted_proxies(serve):
