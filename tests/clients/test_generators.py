@@ -24,9 +24,11 @@ GENERATOR = Path(sys.executable).parent / "openapi-generator-cli"
 LINT = ROOT / "conformance" / "lint"
 TYPESCRIPT = ROOT / "clients" / "typescript"
 
-# Printed by openapi-generator 7.26 for specs with nothing wrong: its python generator prints
-# it for a one-operation, one-schema spec. It names no part of the spec.
-GENERATOR_NOISE = ["Failed to get the schema name: null"]
+# Printed by openapi-generator 7.26's python generator for any spec, even one with a single
+# operation and a single schema: it names no part of the spec. (The other generators print
+# it for a media type's named `examples` written inline, so the spec keeps them in
+# `components/examples`; they print nothing.)
+PYTHON_GENERATOR_NOISE = "Failed to get the schema name: null"
 
 needs_java = pytest.mark.skipif(
     shutil.which("java") is None or not GENERATOR.exists(),
@@ -51,10 +53,10 @@ def generator(*args: str) -> str:
     return output
 
 
-def warnings(log: str) -> list[str]:
-    """The generator's warnings, less the noise it prints for any spec."""
+def warnings(log: str, noise: str | None = None) -> list[str]:
+    """The generator's warnings, less `noise`, a line it prints for any spec."""
     found = [line for line in log.splitlines() if re.search(r"\bWARN\b|\bWARNING\b", line)]
-    return [line for line in found if not any(noise in line for noise in GENERATOR_NOISE)]
+    return [line for line in found if noise is None or noise not in line]
 
 
 @needs_java
@@ -81,7 +83,8 @@ def test_openapi_generator_makes_a_clean_client_named_by_the_spec(published, tmp
     (`register_200_response`), and methods carry the operationIds."""
     output = tmp_path / name
     log = generator("generate", "-i", spec_url(published), "-g", name, "-o", str(output))
-    assert warnings(log) == [], "\n".join(warnings(log))
+    noise = PYTHON_GENERATOR_NOISE if name == "python" else None
+    assert warnings(log, noise) == [], "\n".join(warnings(log, noise))
 
     model_file, method = GENERATED[name]
     assert (output / model_file).is_file(), sorted(p.name for p in output.rglob("*"))[:80]
