@@ -55,7 +55,7 @@ class Operation:
         if "example" in media:
             return media["example"]
         examples = media.get("examples", {})
-        return next(iter(examples.values()))["value"] if examples else None
+        return resolve(next(iter(examples.values())))["value"] if examples else None
 
     @property
     def file_part(self) -> str | None:
