@@ -77,7 +77,7 @@ def test_a_text_message_is_posted_listed_and_paged_forward(api, users):
     page = succeed(page, "messages", "next")
     assert [m["seq"] for m in page["messages"]] == [4, 5] and page["next"] is None
     both = api.get(url, params={"after_seq": 1, "cursor": "9"}, headers=bearer(owner["token"]))
-    error(both, 400, 1001)
+    error(both, 400, 5002, "Give after_seq or cursor, not both")
 
 
 def test_the_same_client_msg_id_answers_the_first_message(api, users):
