@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,15 @@ REASONS = {
     TOO_MANY_FRAMES: "Too many frames",
     RESUME: "Reconnect and resume",
 }
+
+# The fields of each client frame (asyncapi.yaml: additionalProperties false).
+FIELDS = {
+    "auth": frozenset({"type", "token"}),
+    "sync": frozenset({"type", "since"}),
+    "ping": frozenset({"type"}),
+}
+GROUP_KEY = re.compile(r"[1-9][0-9]{0,15}")
+MAX_SEQ = 2**53 - 1  # exact in every JSON parser
 
 # Query parameters that would carry a token: URLs land in logs and browser histories.
 TOKEN_PARAMETERS = frozenset({b"token", b"access_token"})
@@ -79,16 +89,22 @@ def parse(text: str | None) -> Frame:
     kind = data.get("type")
     if not isinstance(kind, str):
         raise malformed("'type' must be a string")
+    fields = FIELDS.get(kind)
+    if fields is None:
+        raise BadFrame(Error.UNKNOWN_FRAME_TYPE)
+    extra = set(data) - fields
+    if extra:
+        # The contract lists every field (additionalProperties: false): a field the server
+        # would ignore is a client bug the client should hear about.
+        raise malformed(f"unexpected field {sorted(extra)[0][:40]!r} in {kind!r}")
     if kind == "auth":
         token = data.get("token")
-        if not isinstance(token, str):
-            raise malformed("'token' must be a string")
+        if not isinstance(token, str) or not token:
+            raise malformed("'token' must be a non-empty string")
         return Auth(token)
     if kind == "sync":
         return Sync(_since(data.get("since")))
-    if kind == "ping":
-        return Ping()
-    raise BadFrame(Error.UNKNOWN_FRAME_TYPE)
+    return Ping()
 
 
 def _since(since) -> dict[int, int]:
@@ -96,16 +112,13 @@ def _since(since) -> dict[int, int]:
         raise malformed("'since' must be an object of group ids to seq numbers")
     positions = {}
     for key, seq in since.items():
-        # A group id as JSON gives it: decimal digits, no sign, no leading zero; ids are 64-bit.
-        if not (key.isascii() and key.isdigit() and (key == "0" or key[0] != "0")):
+        # A group id as the contract writes it: 1 to 16 decimal digits, no leading zero.
+        if not GROUP_KEY.fullmatch(key):
             raise malformed(f"'since' key {key[:20]!r} is not a group id")
-        group_id = int(key)
-        # bool is an int in Python, not in JSON.
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise malformed(f"'since' of group {key} must be an integer >= 0")
-        if group_id >= 2**63 or seq >= 2**63:
-            raise malformed(f"'since' of group {key} is out of range")
-        positions[group_id] = seq
+        # bool is an int in Python, not in JSON; seqs stay within what JSON numbers carry.
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
+            raise malformed(f"'since' of group {key} must be an integer from 0 to {MAX_SEQ}")
+        positions[int(key)] = seq
     return positions
 
 
