@@ -39,6 +39,11 @@ NO_LIMITS = {
 @pytest.fixture(scope="module")
 def database(tmp_path_factory, database_url):
     """The test database emptied once for the module's servers (users have unique names)."""
+    return emptied(tmp_path_factory, database_url)
+
+
+def emptied(tmp_path_factory, database_url: str) -> str:
+    # This process binds the test database only to empty it; servers have their own process.
     create_app(
         Settings.from_env(
             environ={},
