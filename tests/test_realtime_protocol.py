@@ -104,4 +104,5 @@ def test_a_message_is_serialized_once_however_many_sockets_get_it(client, auth, 
                 "type": "message.created",
                 "message": posted.json()["message"],
             }
+            socket.close()  # a client's close, before the test client's exit cancels the app
     assert rendered == [posted.json()["message"]["id"]]
