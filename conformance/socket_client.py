@@ -410,7 +410,9 @@ def open_socket(
             f"upgrade to {url} refused ({refused}); the server must accept it and close "
             "with a documented code"
         ) from None
-    return Socket(connection)
+    # The connection lives longer than a `with` block here (`Socket.close` ends it);
+    # entering it by hand is what websockets (17.1+) asks of such connections.
+    return Socket(connection.__enter__())
 
 
 # Accounts and groups -----------------------------------------------------------------------
