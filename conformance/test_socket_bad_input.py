@@ -6,6 +6,7 @@ Spec: asyncapi.yaml, the `error` message (codes 6001, 6002 of openapi.yaml's Err
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -78,12 +79,11 @@ def test_a_frame_over_the_size_limit_closes_with_1009(world):
 def test_a_frame_at_the_size_limit_is_read(world):
     """A frame just under IM_WS_MAX_FRAME is read (here: a `sync` naming many groups)."""
     socket = world.live_socket(world.account())
-    since, size = {}, 40
-    n = 1
-    while size < MAX_FRAME - 100:
-        since[str(n)] = 0
-        size += len(str(n)) + 6
-        n += 1
+    since = {}
+    group = 1
+    while len(json.dumps({"type": "sync", "since": since})) < MAX_FRAME - 32:
+        since[str(group)] = 0
+        group += 1
     _, ready = socket.sync({int(g): 0 for g in since})
     assert ready["groups"] == {}
 
@@ -117,17 +117,18 @@ def test_a_client_that_stops_reading_is_closed_with_4503(world):
     """A socket that reads nothing while messages pour in: closed with 4503 once its queue fills.
 
     The client shrinks its receive buffer and its library's queue so that the server feels it
-    at once; then far more than IM_WS_QUEUE (1000) frames' worth of messages are posted (big
-    ones, by several senders, to stay under the posting limits). When the client reads again
-    it finds the frames that were in flight, then close 4503; the server still serves others.
+    at once; then twice IM_WS_QUEUE (1000) big frames' worth of messages are posted (4000
+    four-byte characters each, by several senders, to stay under the posting limits). When
+    the client reads again it finds the frames that were in flight, then close 4503: the code
+    that tells it to resume. The server still serves others.
     """
-    poster_count = 4
+    poster_count = 8
     accounts = [world.account() for _ in range(poster_count)]
     slow_account = world.account()
     group = world.group(accounts[0], *accounts[1:], slow_account)
     slow = world.live_socket(slow_account, receive_buffer=4096, max_queue=1)
-    text = "z" * 4000
-    per_poster = (QUEUE * 3) // (2 * poster_count)  # 1.5 x the queue in all
+    text = "\U0001f600" * 4000
+    per_poster = 2 * QUEUE // poster_count
     failures = []
 
     def post(sender):
@@ -143,9 +144,16 @@ def test_a_client_that_stops_reading_is_closed_with_4503(world):
     for thread in threads:
         thread.join()
     assert not failures, failures[:3]
+    assert world.api.get("/health").status_code == 200
 
-    code = slow.closed_with(timeout=60)
+    try:
+        code = slow.closed_with(timeout=60)
+    except AssertionError:
+        got = sum(f["type"] == "message.created" for f in slow.received)
+        raise AssertionError(
+            f"{got} of {per_poster * poster_count} message frames, then neither a frame nor "
+            "a close for 60 s: the client is never told to resume"
+        ) from None
     assert code == 4503
     got = sum(f["type"] == "message.created" for f in slow.received)
     assert got < per_poster * poster_count, "every frame arrived: the queue never filled"
-    assert world.api.get("/health").status_code == 200
