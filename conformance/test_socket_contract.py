@@ -138,3 +138,31 @@ def test_the_validator_refuses_what_the_schema_refuses():
     for bad in ({"type": "pong", "extra": 1}, {"type": "ready"}, {"type": "nope"}, [1]):
         with pytest.raises(AssertionError):
             check(bad)
+
+
+def test_the_server_publishes_the_socket_contract_beside_the_openapi_one(api):
+    """GET /api/asyncapi.yaml is the document as written, and its references to
+    `./openapi.yaml` resolve against that URL to the OpenAPI document the server publishes."""
+    served = api.get("/asyncapi.yaml")
+    assert served.status_code == 200, served.text[:300]
+    assert served.headers["content-type"].split(";")[0] == "application/yaml"
+    assert yaml.safe_load(served.text) == yaml.safe_load(ASYNCAPI_PATH.read_text("utf-8"))
+
+    references = set()
+
+    def collect(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str) and not node["$ref"].startswith("#"):
+                references.add(node["$ref"].partition("#")[0])
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(yaml.safe_load(served.text))
+    assert references == {"./openapi.yaml"}
+    beside = api.get("/openapi.yaml")
+    assert beside.status_code == 200
+    openapi = ASYNCAPI_PATH.with_name("openapi.yaml").read_text("utf-8")
+    assert yaml.safe_load(beside.text) == yaml.safe_load(openapi)
