@@ -53,6 +53,8 @@ def test_a_bad_frame_gets_an_error_frame_and_the_socket_stays_open(world, text, 
     error = socket.expect("error")
     assert error["code"] == code, error
     assert error["info"], error
+    # Said for the client: no stack trace or exception name of the server's.
+    assert "Traceback" not in error["info"] and "Error(" not in error["info"], error
     still_open(socket)
 
 
