@@ -40,6 +40,7 @@ BAD_FRAMES = {
     "since-seq-not-an-integer": ('{"type": "sync", "since": {"1": "3"}}', 6001),
     "since-seq-negative": ('{"type": "sync", "since": {"1": -1}}', 6001),
     "since-key-not-an-id": ('{"type": "sync", "since": {"abc": 1}}', 6001),
+    "field-it-does-not-have": ('{"type": "ping", "since": {}}', 6001),
     "unknown-type": ('{"type": "subscribe"}', 6002),
     "server-frame-type": ('{"type": "pong"}', 6002),
 }

@@ -4,8 +4,8 @@ ones an `error` frame or a documented close code, and the server stays up.
 Spec: asyncapi.yaml's client-to-server payloads (`auth`, `sync`, `ping`: the `receive`
 operations), the `error` message and `x-close-codes`. Frames are generated from those schemas
 with hypothesis-jsonschema; invalid ones are valid ones mutated (a required field dropped, a
-field of another JSON type, another `type`, not an object, not JSON) and kept only when the
-schemas refuse them. IM_CONFORMANCE_EXAMPLES sets how many of each.
+field of another JSON type, a field the frame does not have, another `type`, not an object,
+not JSON) and kept only when the schemas refuse them. IM_CONFORMANCE_EXAMPLES sets how many of each.
 """
 
 from __future__ import annotations
@@ -80,8 +80,10 @@ def is_valid(frame) -> bool:
 def invalid_texts(draw) -> str:
     """The text of a frame the contract refuses, made by mutating a valid one."""
     frame = draw(valid_frames)
-    how = draw(st.sampled_from(["drop", "retype", "type", "not-object", "not-json"]))
-    if how == "drop":
+    how = draw(st.sampled_from(["drop", "retype", "extra", "type", "not-object", "not-json"]))
+    if how == "extra":
+        frame[draw(st.text(max_size=10).filter(lambda key: key not in frame))] = draw(json_values)
+    elif how == "drop":
         frame.pop(draw(st.sampled_from(sorted(frame))))
     elif how == "retype":
         frame[draw(st.sampled_from(sorted(frame)))] = draw(json_values)
