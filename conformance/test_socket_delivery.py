@@ -23,10 +23,12 @@ def test_post_message_reaches_every_socket_of_every_member_and_no_one_else(world
     """POST /groups/{id}/messages: each member's sockets get message.created, the same Message."""
     alice, bob, carol = world.account(), world.account(), world.account()
     group = world.group(alice, bob)
-    members = [world.live_socket(alice), world.live_socket(bob)]
-    second = world.socket(bob, by="frame")
-    second.sync()
-    members.append(second)
+    # Several sockets each, so that against a server of several workers (run_live.sh on
+    # PostgreSQL) some land on a worker other than the one the message is posted to.
+    members = [world.live_socket(who) for who in (alice, alice, bob, bob)]
+    by_frame = world.socket(bob, by="frame")
+    by_frame.sync()
+    members.append(by_frame)
     outsider = world.live_socket(carol)
 
     message = world.say(group, bob, "hello, everyone")
@@ -97,6 +99,22 @@ def test_a_removed_member_gets_member_removed_then_nothing_more_of_the_group(wor
     mine = world.say(other, bob, "still here")
     assert bob_socket.expect("message.created")["message"] == mine
     bob_socket.nothing_for()
+
+
+def test_a_removed_member_resuming_gets_nothing_of_the_group(world):
+    """After removal, `sync` naming the group replays nothing of it and `ready` omits it."""
+    alice, bob = world.account(), world.account()
+    group = world.group(alice, bob)
+    world.say(group, alice, "before")
+    world.remove(group, alice, bob)
+    world.say(group, alice, "after")
+
+    socket = world.socket(bob)
+    replayed, ready = socket.sync({group: 0})
+    assert replayed == []
+    assert ready["groups"] == {}
+    world.say(group, alice, "live, after")
+    socket.nothing_for()
 
 
 def test_a_member_who_leaves_gets_nothing_more_of_the_group(world):
