@@ -58,15 +58,21 @@ def test_asyncapi_cli_refuses_a_broken_document(tmp_path):
     broken = ASYNCAPI_PATH.read_text(encoding="utf-8").replace(
         "./openapi.yaml#/components/schemas/Member", "./openapi.yaml#/components/schemas/Nobody"
     )
-    # Beside openapi.yaml, so that the other references still resolve.
-    copy = ASYNCAPI_PATH.parent / f".broken-{tmp_path.name}.yaml"
-    copy.write_text(broken, encoding="utf-8")
-    try:
-        result = subprocess.run(
+    # Beside a copy of openapi.yaml, so that the other references still resolve.
+    shutil.copy(ASYNCAPI_PATH.with_name("openapi.yaml"), tmp_path / "openapi.yaml")
+    copy = tmp_path / "asyncapi.yaml"
+
+    def validate(text: str) -> subprocess.CompletedProcess:
+        copy.write_text(text, encoding="utf-8")
+        return subprocess.run(
             [str(VALIDATE), str(copy)], capture_output=True, text=True, timeout=600, check=False
         )
-    finally:
-        copy.unlink()
+
+    # The same place unbroken passes: the failure below is the broken reference's.
+    intact = validate(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    result = validate(broken)
+    assert "Nobody" in result.stdout + result.stderr, result.stdout + result.stderr
     assert result.returncode != 0, result.stdout + result.stderr
 
 
