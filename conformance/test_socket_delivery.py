@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from conformance import socket_client
+from conformance import media, socket_client
 
 
 @pytest.fixture
@@ -39,6 +39,26 @@ def test_post_message_reaches_every_socket_of_every_member_and_no_one_else(world
     outsider.nothing_for()
     for socket in members:
         socket.nothing_for(0.2)
+
+
+def test_an_upload_is_a_message_too(world):
+    """POST /groups/{id}/upload_image: the members' sockets get its Message, with the next seq."""
+    alice, bob = world.account(), world.account()
+    group = world.group(alice, bob)
+    socket = world.live_socket(bob)
+    text = world.say(group, alice, "a picture follows")
+
+    uploaded = world.api.post(
+        f"/groups/{group}/upload_image",
+        files={"image": ("pixel.png", media.PNG, "image/png")},
+        headers=socket_client.bearer(alice["token"]),
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    message = uploaded.json()["message"]
+
+    assert socket.expect("message.created")["message"] == text
+    assert socket.expect("message.created")["message"] == message
+    assert (message["kind"], message["seq"], message["text"]) == ("image", 2, None)
 
 
 def test_messages_of_a_group_arrive_in_seq_order_without_gaps(world):
