@@ -1,0 +1,174 @@
+"""The socket's contract itself: openapi/asyncapi.yaml is valid AsyncAPI 3.0 and says what the
+decided protocol says.
+
+Runs conformance/asyncapi/validate.sh (the AsyncAPI CLI, pinned by
+conformance/asyncapi/package-lock.json, offline, analytics off); skipped when node or npm is
+missing, except in CI (`CI=true`), where a missing tool must fail rather than hide a broken
+document. The other checks read the document in Python: every frame of the protocol both
+ways, every close code, and every example valid against its own payload schema (the CLI does
+not check examples of payloads in OpenAPI's schema format).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conformance import socket_client
+from conformance.socket_client import ASYNCAPI_PATH, contract, resolved
+
+VALIDATE = Path(__file__).resolve().parent / "asyncapi" / "validate.sh"
+
+SERVER_FRAMES = {
+    "ready",
+    "message.created",
+    "member.added",
+    "member.removed",
+    "group.deleted",
+    "session.ended",
+    "error",
+    "pong",
+}
+CLIENT_FRAMES = {"auth", "sync", "ping"}
+CLOSE_CODES = {1009, 4400, 4401, 4403, 4410, 4429, 4503}
+
+
+def test_asyncapi_cli_validates_the_document():
+    """`asyncapi validate openapi/asyncapi.yaml`: no error, no warning (references resolved)."""
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{' and '.join(missing)} not installed in CI: the document is unchecked")
+        pytest.skip(f"{' and '.join(missing)} not installed: the AsyncAPI CLI cannot run")
+    result = subprocess.run(
+        [str(VALIDATE)], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_asyncapi_cli_refuses_a_broken_document(tmp_path):
+    """The validation step can fail: a reference to a schema openapi.yaml lacks is refused."""
+    if any(shutil.which(tool) is None for tool in ("node", "npm")):
+        pytest.skip("node or npm not installed: the AsyncAPI CLI cannot run")
+    broken = ASYNCAPI_PATH.read_text(encoding="utf-8").replace(
+        "./openapi.yaml#/components/schemas/Member", "./openapi.yaml#/components/schemas/Nobody"
+    )
+    # Beside a copy of openapi.yaml, so that the other references still resolve.
+    shutil.copy(ASYNCAPI_PATH.with_name("openapi.yaml"), tmp_path / "openapi.yaml")
+    copy = tmp_path / "asyncapi.yaml"
+
+    def validate(text: str) -> subprocess.CompletedProcess:
+        copy.write_text(text, encoding="utf-8")
+        return subprocess.run(
+            [str(VALIDATE), str(copy)], capture_output=True, text=True, timeout=600, check=False
+        )
+
+    # The same place unbroken passes: the failure below is the broken reference's.
+    intact = validate(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+    result = validate(broken)
+    assert "Nobody" in result.stdout + result.stderr, result.stdout + result.stderr
+    assert result.returncode != 0, result.stdout + result.stderr
+
+
+def test_every_frame_of_the_protocol_is_a_message_each_way():
+    """Server-to-client (send, replies) and client-to-server (receive) frames, as decided."""
+    socket_contract = contract()
+    assert set(socket_contract.server_frames) == SERVER_FRAMES
+    assert set(socket_contract.client_frames) == CLIENT_FRAMES
+
+
+def test_every_close_code_is_documented():
+    """The channel's `x-close-codes` lists every close code of the protocol, each with a meaning."""
+    document = yaml.safe_load(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    entries = document["channels"]["userSocket"]["x-close-codes"]
+    assert {entry["code"] for entry in entries} == CLOSE_CODES
+    description = document["info"]["description"]
+    for entry in entries:
+        assert entry["meaning"].strip() and entry["name"]
+        assert f"| {entry['code']} |" in description, f"{entry['code']} not in the table"
+
+
+def test_the_channel_is_the_users_ws_url_with_bearer_auth():
+    """Address /api/ws/user/{id}/ with its parameter; every server asks for the bearer scheme."""
+    document = yaml.safe_load(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    channel = document["channels"]["userSocket"]
+    assert channel["address"] == "/api/ws/user/{id}/"
+    assert set(channel["parameters"]) == {"id"}
+    scheme = document["components"]["securitySchemes"]["bearerHeader"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for server in document["servers"].values():
+        assert server["protocol"] in ("ws", "wss")
+        assert server["security"] == [{"$ref": "#/components/securitySchemes/bearerHeader"}]
+
+
+def test_payloads_share_the_openapi_components():
+    """message.created carries openapi.yaml's Message, member.added its Member, error its
+    ErrorCode: one definition for REST and socket."""
+    document = yaml.safe_load(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    messages = document["components"]["messages"]
+
+    def schema(name):
+        return messages[name]["payload"]["schema"]["properties"]
+
+    assert schema("messageCreated")["message"] == {
+        "$ref": "./openapi.yaml#/components/schemas/Message"
+    }
+    assert schema("memberAdded")["user"] == {"$ref": "./openapi.yaml#/components/schemas/Member"}
+    assert schema("error")["code"] == {"$ref": "./openapi.yaml#/components/schemas/ErrorCode"}
+
+
+def test_every_example_is_valid_against_its_payload():
+    """Each message's examples validate against its payload schema, references resolved."""
+    socket_contract = contract()
+    frames = {**socket_contract.server_frames, **socket_contract.client_frames}
+    by_name = {frame.name: frame for frame in frames.values()}
+    document = yaml.safe_load(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    for name, message in document["components"]["messages"].items():
+        examples = resolved(message).get("examples", [])
+        assert examples, f"{name} has no example"
+        for example in examples:
+            errors = by_name[name].errors(example["payload"])
+            assert not errors, f"{name} example {example.get('name')}: {errors}"
+
+
+def test_the_validator_refuses_what_the_schema_refuses():
+    """The suite's frame check can fail: a wrong field type or a missing field is caught."""
+    check = socket_client.contract().check
+    check({"type": "pong"})
+    for bad in ({"type": "pong", "extra": 1}, {"type": "ready"}, {"type": "nope"}, [1]):
+        with pytest.raises(AssertionError):
+            check(bad)
+
+
+def test_the_server_publishes_the_socket_contract_beside_the_openapi_one(api):
+    """GET /api/asyncapi.yaml is the document as written, and its references to
+    `./openapi.yaml` resolve against that URL to the OpenAPI document the server publishes."""
+    served = api.get("/asyncapi.yaml")
+    assert served.status_code == 200, served.text[:300]
+    assert served.headers["content-type"].split(";")[0] == "application/yaml"
+    assert yaml.safe_load(served.text) == yaml.safe_load(ASYNCAPI_PATH.read_text("utf-8"))
+
+    references = set()
+
+    def collect(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str) and not node["$ref"].startswith("#"):
+                references.add(node["$ref"].partition("#")[0])
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(yaml.safe_load(served.text))
+    assert references == {"./openapi.yaml"}
+    beside = api.get("/openapi.yaml")
+    assert beside.status_code == 200
+    openapi = ASYNCAPI_PATH.with_name("openapi.yaml").read_text("utf-8")
+    assert yaml.safe_load(beside.text) == yaml.safe_load(openapi)
