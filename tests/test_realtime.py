@@ -296,6 +296,19 @@ def test_an_expired_token_is_closed_4401(tmp_path_factory, database):
         server.stop()
 
 
+def test_an_open_socket_is_closed_4401_when_its_session_expires(tmp_path_factory, database):
+    """A session's expiry ends its socket too, as it ends its REST requests: a socket is not a
+    way to outlive the token it was opened with."""
+    server = start_server(tmp_path_factory, database, workers=1, IM_TOKEN_TTL="3")
+    try:
+        alice = Api(server).user()
+        socket = alice.socket()
+        socket.sync()
+        assert socket.closed_with(timeout=10) == 4401
+    finally:
+        server.stop()
+
+
 # --- Frames after authentication -------------------------------------------------------------
 
 

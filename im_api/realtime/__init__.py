@@ -113,7 +113,7 @@ class Realtime:
         identity = await self.store.run(store.authenticate, token)
         if identity is None:
             return await _close(send, protocol.NOT_AUTHENTICATED)
-        session_id, user_id = identity
+        session_id, user_id, seconds_left = identity
         if route_path(scope)[len(PREFIX) : -1] != str(user_id):
             return await _close(send, protocol.WRONG_USER)
         await self.startup()
@@ -132,6 +132,10 @@ class Realtime:
         )
         self.hub.add(conn)
         conn.start()
+        # The session's expiry ends the socket as it ends REST requests (no event says so).
+        expiry = asyncio.get_running_loop().call_later(
+            seconds_left, conn.close, protocol.NOT_AUTHENTICATED
+        )
         reader = asyncio.ensure_future(asyncio.sleep(0))  # replaced once the socket is loaded
         try:
             groups = await self.store.run(store.groups_of, session_id, user_id)
@@ -144,6 +148,7 @@ class Realtime:
             reader = asyncio.ensure_future(self._read(conn, receive, rate))
             await asyncio.wait({reader, conn.task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            expiry.cancel()
             self.hub.remove(conn)
             for task in (reader, conn.task):
                 if not task.done():

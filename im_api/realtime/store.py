@@ -37,9 +37,10 @@ class Store:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def authenticate(token: str) -> tuple[int, int] | None:
-    """(session id, user id) of a live session named by `token`; None for a token that is
-    badly signed, too old, or whose session ended or expired."""
+def authenticate(token: str) -> tuple[int, int, float] | None:
+    """(session id, user id, seconds until the session expires) of a live session named by
+    `token`; None for a token that is badly signed, too old, or whose session ended or
+    expired."""
     info = security.token_info(token)
     if info is None:
         return None
@@ -47,7 +48,7 @@ def authenticate(token: str) -> tuple[int, int] | None:
         session = Session.get(key=info["sub"])
         if session is None or session.expires_at <= now():
             return None
-        return session.id, session.user.id
+        return session.id, session.user.id, (session.expires_at - now()).total_seconds()
 
 
 def groups_of(session_id: int, user_id: int) -> set[int] | None:
