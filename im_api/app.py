@@ -21,6 +21,7 @@ from im_api.config import Settings
 from im_api.front import Front
 from im_api.limits import BodyLimitMiddleware
 from im_api.overload import RequestThreads
+from im_api.realtime import Realtime
 from im_api.validation import BODY_VALIDATORS
 from models import database, stores
 
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> cors.CrossOrigin:
     app.add_middleware(RequestThreads, MiddlewarePosition.BEFORE_CONTEXT, settings=settings)
     speed.install(app, settings)
 
-    front = Front(app, settings)
+    front = Front(app, settings, realtime=Realtime(settings))
     front.add_middleware(BodyLimitMiddleware, settings=settings)
     front.add_middleware(AccessLogMiddleware)  # refusals are logged too
     return cors.CrossOrigin(front, settings)  # outermost: every answer gets CORS headers

@@ -41,6 +41,10 @@ settings (environment variables; the README lists every one with its default):
                      once, the disk; waiting for a request thread (README: Serving)
   IM_CONNEXION_SPEEDUPS
                      false: Connexion's own code instead of im_api/speed.py
+  IM_WS_AUTH_TIMEOUT, IM_WS_MAX_FRAME, IM_WS_FRAME_RATE, IM_WS_FRAME_BURST,
+  IM_WS_QUEUE, IM_WS_PING_INTERVAL, IM_WS_PING_TIMEOUT
+                     the realtime socket at /api/ws/user/{id}/: what one
+                     connection may cost (README: Realtime)
 """
 
 
@@ -213,6 +217,14 @@ def _serve(args: argparse.Namespace) -> int:
         # Client addresses come from X-Forwarded-For only behind IM_TRUSTED_PROXIES
         # (im_api.clients), never behind uvicorn's default of trusting 127.0.0.1.
         proxy_headers=False,
+        # The realtime socket (im_api/realtime): uvicorn refuses a larger client frame itself
+        # (close 1009) before reading it whole, and pings to find dead peers.
+        ws_max_size=settings.ws_max_frame,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout,
+        # Compressed frames would cost a zlib context per socket (memory per idle socket),
+        # and a message frame could no longer be sent as the same bytes to every socket.
+        ws_per_message_deflate=False,
     )
     return 0
 

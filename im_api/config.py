@@ -84,6 +84,14 @@ class Settings:
     request_threads: int = 10  # requests on the Flask bridge's threads at once (at most 10)
     queue_timeout: float = 10.0  # seconds a request waits for a thread, then 503
     retry_after: int = 5  # the Retry-After of a 503 (no thread) and of a 429 (uploads at once)
+    # The realtime socket (im_api/realtime): what one connection may cost the server.
+    ws_auth_timeout: float = 5.0  # seconds to send the `auth` frame without the header
+    ws_max_frame: int = 64 * 1024  # largest client frame (bytes); larger closes with 1009
+    ws_frame_rate: float = 20.0  # client frames per second, on average ...
+    ws_frame_burst: int = 40  # ... and at once; more closes with 4429
+    ws_queue: int = 1000  # frames waiting for a client; one more closes it with 4503
+    ws_ping_interval: float = 20.0  # seconds between uvicorn's pings that find dead peers
+    ws_ping_timeout: float = 20.0  # seconds a peer has to answer one
     clock: Callable[[], datetime] = utc_now
 
     @property

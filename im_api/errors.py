@@ -58,6 +58,10 @@ class Error(enum.Enum):
     INSUFFICIENT_STORAGE = (4010, 507, "Not enough free disk for uploads, try again later")
     MEDIA_STORE_UNAVAILABLE = (4015, 503, "The media store did not answer")
 
+    BAD_FRAME = (6001, 400, "Malformed frame")
+    UNKNOWN_FRAME_TYPE = (6002, 400, "Unknown frame type")
+    ALREADY_AUTHENTICATED = (6003, 400, "Already authenticated")
+
     @property
     def code(self) -> int:
         return self.value[0]

@@ -15,7 +15,9 @@ class Front:
     """Routes by scope type and path what must not hold one of the Flask bridge's few
     request threads, and hands everything else, lifespan included, to the API untouched.
 
-    * websockets at /api/ws/user/{id}/ go to the realtime endpoint (none yet: closed 4404);
+    * websockets at /api/ws/user/{id}/ go to the realtime endpoint (`im_api.realtime`; a
+      front built without one closes them with 4404), whose startup and shutdown run
+      around the API's lifespan when it has them;
     * GET and HEAD /api/media/{id}: the API answers the headers, the file's bytes are sent
       from the event loop with a send timeout (`im_api.downloads`);
     * uploads are admitted on their headers before their body is read (`im_api.admission`).
@@ -47,6 +49,8 @@ class Front:
                 app = self.uploads
         elif scope["type"] == "websocket":
             app = self.realtime if WEBSOCKET.fullmatch(route_path(scope)) else refuse_websocket
+        elif scope["type"] == "lifespan" and hasattr(self.realtime, "lifespan"):
+            return await self.realtime.lifespan(self.api, scope, receive, send)
         await app(scope, receive, send)
 
     def test_client(self, **kwargs):

@@ -24,7 +24,9 @@ YAML_TYPE = "application/yaml"  # RFC 9512
 
 
 def publish(app: FlaskApp, spec_file: Path, base_path: str = "/api") -> None:
-    """Serve `spec_file` at `{base_path}/openapi.yaml` and, as JSON, `openapi.json`."""
+    """Serve `spec_file` at `{base_path}/openapi.yaml` and, as JSON, `openapi.json`; and the
+    socket's contract beside it, `asyncapi.yaml`, at `{base_path}/asyncapi.yaml` (its `$ref`s
+    to `./openapi.yaml` resolve against that URL to the document served here)."""
     text = spec_file.read_text(encoding="utf-8")
     as_json = json.dumps(yaml.safe_load(text), ensure_ascii=False).encode()
     as_yaml = text.encode()
@@ -37,6 +39,15 @@ def publish(app: FlaskApp, spec_file: Path, base_path: str = "/api") -> None:
 
     app.add_url_rule(f"{base_path}/openapi.json", "openapi_json", openapi_json)
     app.add_url_rule(f"{base_path}/openapi.yaml", "openapi_yaml", openapi_yaml)
+
+    socket_spec = spec_file.with_name("asyncapi.yaml")
+    if socket_spec.exists():
+        as_asyncapi = socket_spec.read_bytes()
+
+        def asyncapi_yaml() -> flask.Response:
+            return _document(as_asyncapi, YAML_TYPE)
+
+        app.add_url_rule(f"{base_path}/asyncapi.yaml", "asyncapi_yaml", asyncapi_yaml)
 
 
 def _document(body: bytes, mimetype: str) -> flask.Response:

@@ -1,0 +1,231 @@
+"""The live channel at ws_url, `/api/ws/user/{id}/` (openapi/asyncapi.yaml).
+
+`Realtime` is the ASGI endpoint the front hands those websockets to: it authenticates a
+socket, registers it with the process's hub, and reads the client's frames; each socket's
+own task (`connection.Connection`) sends to it. Frame by frame rules are in `protocol`,
+database reads in `store`, fan-out in `hub`, event sources in `sources`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.types import Receive, Scope, Send
+
+from im_api import security
+from im_api.config import Settings
+from im_api.errors import ApiError, Error
+from im_api.paths import route_path
+from im_api.realtime import protocol, shutdown, store
+from im_api.realtime.connection import Connection
+from im_api.realtime.hub import Hub
+from im_api.realtime.protocol import Auth, BadFrame, Ping, Sync
+from im_api.realtime.sources import LocalEvents, PostgresListener
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "/api/ws/user/"
+# Seconds a new socket waits for its worker's listening connection (PostgreSQL); past it,
+# the socket is closed with 4503 and its client comes back.
+LISTEN_WAIT = 5.0
+
+
+class Realtime:
+    def __init__(self, settings: Settings):
+        from models import database
+
+        self.settings = settings
+        self.store = store.Store()
+        self.hub = Hub(self.store)
+        if database.is_sqlite(settings):
+            self.source = LocalEvents(self.hub)
+        else:
+            self.source = PostgresListener(self.hub, settings.database_url)
+        self.started = False
+        self.stopping = False
+
+    # --- Life of the worker -----------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Start listening (at the app's startup, or at the first socket without one)."""
+        if self.started:
+            return
+        self.started = True
+        self.hub.start()
+        await self.source.start()
+        shutdown.before_exit(self.drain)
+
+    async def drain(self) -> None:
+        """The server stops: every socket is closed with 4503 so its client resumes."""
+        self.stopping = True
+        sockets = self.hub.sockets()
+        self.hub.close_all(protocol.RESUME)
+        if sockets:
+            await asyncio.wait([asyncio.ensure_future(c.closed.wait()) for c in sockets])
+
+    async def stop(self) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.drain(), 1.0)
+        await self.source.stop()
+        await self.hub.stop()
+        self.store.close()
+        self.started = False
+
+    async def lifespan(self, app, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run `app`'s lifespan with this endpoint's startup and shutdown around it."""
+
+        async def receive_and_act():
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.startup()
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+            return message
+
+        await app(scope, receive_and_act, send)
+
+    # --- One socket -------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        try:
+            # Always accepted, then closed with a code: a refused upgrade carries none.
+            await send({"type": "websocket.accept"})
+            await self._serve(scope, receive, send)
+        except OSError:  # the client went (uvicorn's ClientDisconnected is one)
+            pass
+        except Exception as error:
+            # Not the client's doing (the database, most likely): it comes back and resumes.
+            logger.warning("Realtime socket failed: %r", error)
+            await _close_quietly(send, protocol.RESUME)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings = self.settings
+        if protocol.token_in_query(scope.get("query_string", b"")):
+            return await _close(send, protocol.TOKEN_IN_QUERY)
+        rate = protocol.FrameRate(settings.ws_frame_rate, settings.ws_frame_burst)
+        token = await self._token(scope, receive, send, rate)
+        if token is None:
+            return
+        identity = await self.store.run(store.authenticate, token)
+        if identity is None:
+            return await _close(send, protocol.NOT_AUTHENTICATED)
+        session_id, user_id = identity
+        if route_path(scope)[len(PREFIX) : -1] != str(user_id):
+            return await _close(send, protocol.WRONG_USER)
+        await self.startup()
+        if not await self._listening():
+            return await _close(send, protocol.RESUME)
+
+        conn = Connection(
+            send,
+            session_id=session_id,
+            user_id=user_id,
+            queue_size=settings.ws_queue,
+            store_=self.store,
+        )
+        self.hub.add(conn)
+        conn.start()
+        try:
+            groups = await self.store.run(store.groups_of, session_id, user_id)
+            if groups is None:  # the session ended while the socket was being set up
+                conn.close(protocol.NOT_AUTHENTICATED)
+            else:
+                self.hub.loaded(conn, groups)
+            await self._read(conn, receive, rate)
+        finally:
+            self.hub.remove(conn)
+            if not conn.task.done():
+                conn.task.cancel()
+                await asyncio.gather(conn.task, return_exceptions=True)
+
+    async def _token(self, scope: Scope, receive: Receive, send: Send, rate) -> str | None:
+        """The token of the Authorization header, or else of the first frame; None when the
+        socket was closed instead."""
+        headers = scope.get("headers", [])
+        if any(name == b"authorization" for name, _ in headers):
+            try:
+                return security.bearer_token(headers)
+            except ApiError:
+                await _close(send, protocol.NOT_AUTHENTICATED)
+                return None
+        try:
+            message = await asyncio.wait_for(receive(), self.settings.ws_auth_timeout)
+        except asyncio.TimeoutError:
+            await _close(send, protocol.NOT_AUTHENTICATED)
+            return None
+        if message["type"] != "websocket.receive":
+            return None  # gone
+        rate.allow()
+        if self._too_large(message):
+            await _close(send, protocol.TOO_LARGE)
+            return None
+        try:
+            frame = protocol.parse(message.get("text"))
+        except BadFrame:
+            frame = None
+        if not isinstance(frame, Auth):
+            await _close(send, protocol.NOT_AUTHENTICATED)
+            return None
+        return frame.token
+
+    async def _listening(self) -> bool:
+        if self.stopping:
+            return False
+        try:
+            await asyncio.wait_for(self.source.ready.wait(), LISTEN_WAIT)
+        except asyncio.TimeoutError:
+            return False
+        return not self.stopping
+
+    async def _read(self, conn: Connection, receive: Receive, rate) -> None:
+        """The client's frames until it goes; after a close was asked for, the rest are
+        dropped until the close completes."""
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return
+            if conn.closing is not None:
+                continue
+            if not rate.allow():
+                conn.close(protocol.TOO_MANY_FRAMES)
+            elif self._too_large(message):
+                conn.close(protocol.TOO_LARGE)
+            else:
+                self._act(conn, message.get("text"))
+
+    def _act(self, conn: Connection, text: str | None) -> None:
+        try:
+            frame = protocol.parse(text)
+        except BadFrame as error:
+            conn.reply(protocol.error_frame(error))
+            return
+        if isinstance(frame, Sync):
+            conn.sync(frame.since)
+        elif isinstance(frame, Ping):
+            conn.reply(protocol.PONG)
+        else:
+            conn.reply(protocol.error_frame(BadFrame(Error.ALREADY_AUTHENTICATED)))
+
+    def _too_large(self, message) -> bool:
+        """Over `ws_max_frame` bytes (uvicorn refuses such frames itself when `im-api serve`
+        sets its `ws_max_size`; other servers may not)."""
+        limit = self.settings.ws_max_frame
+        data = message.get("text")
+        if data is None:
+            return len(message.get("bytes") or b"") > limit
+        return len(data) > limit or (
+            len(data) * 4 > limit and len(data.encode("utf-8", "surrogatepass")) > limit
+        )
+
+
+async def _close(send: Send, code: int) -> None:
+    await send({"type": "websocket.close", "code": code, "reason": protocol.REASONS[code]})
+
+
+async def _close_quietly(send: Send, code: int) -> None:
+    with contextlib.suppress(Exception):  # closed already, or the client went
+        await _close(send, code)

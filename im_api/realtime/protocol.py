@@ -1,0 +1,173 @@
+"""The socket's frames and codes (the contract: openapi/asyncapi.yaml), and the checks each
+client frame goes through before anything acts on it.
+
+Everything here is pure: no I/O, no database, so each rule is tested on its own and the
+endpoint only decides what to do with a parsed frame.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+
+from im_api.errors import Error
+
+# Close codes (the contract's table). 1009 is sent by the websocket layer itself when a frame
+# is over `ws_max_frame` (uvicorn's `ws_max_size`); the endpoint sends it too for any that
+# gets through (another server, the test client).
+TOO_LARGE = 1009
+TOKEN_IN_QUERY = 4400
+NOT_AUTHENTICATED = 4401
+WRONG_USER = 4403
+SESSION_ENDED = 4410
+TOO_MANY_FRAMES = 4429
+RESUME = 4503
+
+REASONS = {
+    TOO_LARGE: "Frame too large",
+    TOKEN_IN_QUERY: "Send the token in the Authorization header or an auth frame",
+    NOT_AUTHENTICATED: "Not authenticated",
+    WRONG_USER: "Token of another user",
+    SESSION_ENDED: "Session ended",
+    TOO_MANY_FRAMES: "Too many frames",
+    RESUME: "Reconnect and resume",
+}
+
+# The fields of each client frame (asyncapi.yaml: additionalProperties false).
+FIELDS = {
+    "auth": frozenset({"type", "token"}),
+    "sync": frozenset({"type", "since"}),
+    "ping": frozenset({"type"}),
+}
+GROUP_KEY = re.compile(r"[1-9][0-9]{0,15}")
+MAX_SEQ = 2**53 - 1  # exact in every JSON parser
+
+# Query parameters that would carry a token: URLs land in logs and browser histories.
+TOKEN_PARAMETERS = frozenset({b"token", b"access_token"})
+
+
+class BadFrame(Exception):
+    """A client frame the socket answers with an `error` frame (and stays open)."""
+
+    def __init__(self, error: Error, info: str | None = None):
+        self.error = error
+        self.info = info if info is not None else error.value[2]
+        super().__init__(self.info)
+
+
+@dataclass(frozen=True)
+class Auth:
+    token: str
+
+
+@dataclass(frozen=True)
+class Sync:
+    since: dict[int, int]  # group id -> the last seq the client has
+
+
+@dataclass(frozen=True)
+class Ping:
+    pass
+
+
+Frame = Auth | Sync | Ping
+
+
+def parse(text: str | None) -> Frame:
+    """The client frame `text` says (None: a binary frame). Raises BadFrame."""
+    if text is None:
+        raise malformed("frames are JSON text, not binary")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: a deeply nested document
+        raise malformed("not JSON") from None
+    if not isinstance(data, dict):
+        raise malformed("not a JSON object")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise malformed("'type' must be a string")
+    fields = FIELDS.get(kind)
+    if fields is None:
+        raise BadFrame(Error.UNKNOWN_FRAME_TYPE)
+    extra = set(data) - fields
+    if extra:
+        # The contract lists every field (additionalProperties: false): a field the server
+        # would ignore is a client bug the client should hear about.
+        raise malformed(f"unexpected field {sorted(extra)[0][:40]!r} in {kind!r}")
+    if kind == "auth":
+        token = data.get("token")
+        if not isinstance(token, str) or not token:
+            raise malformed("'token' must be a non-empty string")
+        return Auth(token)
+    if kind == "sync":
+        return Sync(_since(data.get("since")))
+    return Ping()
+
+
+def _since(since) -> dict[int, int]:
+    if not isinstance(since, dict):
+        raise malformed("'since' must be an object of group ids to seq numbers")
+    positions = {}
+    for key, seq in since.items():
+        # A group id as the contract writes it: 1 to 16 decimal digits, no leading zero.
+        if not GROUP_KEY.fullmatch(key):
+            raise malformed(f"'since' key {key[:20]!r} is not a group id")
+        # bool is an int in Python, not in JSON; seqs stay within what JSON numbers carry.
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
+            raise malformed(f"'since' of group {key} must be an integer from 0 to {MAX_SEQ}")
+        positions[int(key)] = seq
+    return positions
+
+
+def malformed(why: str) -> BadFrame:
+    return BadFrame(Error.BAD_FRAME, f"Malformed frame: {why}")
+
+
+def error_frame(error: BadFrame) -> str:
+    return dumps({"type": "error", "code": error.error.code, "info": error.info})
+
+
+def dumps(frame: dict) -> str:
+    """A server frame as sent: compact JSON, non-ASCII as is (smaller frames)."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+PONG = dumps({"type": "pong"})
+
+
+def session_ended(reason: str) -> str:
+    return dumps({"type": "session.ended", "reason": reason})
+
+
+def token_in_query(query_string: bytes) -> bool:
+    """Whether the upgrade's query string names a token parameter (with or without value)."""
+    for pair in query_string.split(b"&"):
+        name = pair.split(b"=", 1)[0]
+        if name.replace(b"%5F", b"_").replace(b"%5f", b"_").lower() in TOKEN_PARAMETERS:
+            return True
+    return False
+
+
+class FrameRate:
+    """A token bucket: `burst` frames at once, refilled at `rate` a second."""
+
+    def __init__(self, rate: float, burst: int, clock=time.monotonic):
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.clock = clock
+        self.tokens = float(self.burst)
+        self.at = clock()
+
+    def allow(self) -> bool:
+        if self.rate <= 0 or math.isinf(self.rate):
+            return True  # no limit configured
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True

@@ -1,0 +1,124 @@
+"""What the socket server reads from the database, as plain functions for worker threads.
+
+Pony is synchronous: the event loop never calls these directly but through `Store.run`, on
+a few threads of its own (so the sockets never wait behind the Flask bridge's request
+threads, nor those behind a burst of sockets). Each call is one short `db_session` and
+returns plain values (ids, numbers, frame texts), never entities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
+from pony.orm import db_session, select
+
+from im_api import security
+from im_api.config import now
+from im_api.realtime.protocol import dumps
+from models.entities import Group, Membership, Message, Session, User
+
+# Messages rendered per query while replaying: a page of frames held at once per socket.
+PAGE = 100
+
+
+class Store:
+    """Runs the functions below off the event loop, on `threads` threads of its own."""
+
+    def __init__(self, threads: int = 4):
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="realtime-db")
+
+    async def run(self, function, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(function, *args))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def authenticate(token: str) -> tuple[int, int] | None:
+    """(session id, user id) of a live session named by `token`; None for a token that is
+    badly signed, too old, or whose session ended or expired."""
+    info = security.token_info(token)
+    if info is None:
+        return None
+    with db_session:
+        session = Session.get(key=info["sub"])
+        if session is None or session.expires_at <= now():
+            return None
+        return session.id, session.user.id
+
+
+def groups_of(session_id: int, user_id: int) -> set[int] | None:
+    """The ids of the user's groups, read after the socket was registered for its events;
+    None when the session ended in the meantime (its end event may have gone by already)."""
+    with db_session:
+        if not Session.exists(id=session_id):
+            return None
+        return set(select(m.group.id for m in Membership if m.user.id == user_id))
+
+
+def positions(user_id: int) -> dict[int, int]:
+    """Every group of the user and its last seq (the `ready` frame)."""
+    with db_session:
+        return dict(
+            select((m.group.id, m.group.last_seq) for m in Membership if m.user.id == user_id)
+        )
+
+
+def message_frames(spans: dict[int, tuple[int, int]]) -> dict[int, list[tuple[int, str]]]:
+    """The `message.created` frames of the messages with `low < seq <= high` of each group
+    (`spans` maps group id to (low, high)), in seq order, each serialized once."""
+    from models import messages  # late: the model imports the app's config at import
+
+    frames: dict[int, list[tuple[int, str]]] = {}
+    with db_session:
+        for group_id, (low, high) in spans.items():
+            found = select(
+                m for m in Message if m.group.id == group_id and m.seq > low and m.seq <= high
+            ).order_by(lambda m: m.seq)
+            frames[group_id] = [(m.seq, message_frame(messages.view(m))) for m in found]
+    return frames
+
+
+def replay(user_id: int, group_id: int, after: int) -> list[tuple[int, str]] | None:
+    """Up to PAGE frames of the group's messages with seq > `after`, in seq order; None when
+    the user is not (or no longer) a member."""
+    from models import messages
+
+    with db_session:
+        if not Membership.exists(group=group_id, user=user_id):
+            return None
+        found = (
+            select(m for m in Message if m.group.id == group_id and m.seq > after)
+            .order_by(lambda m: m.seq)
+            .limit(PAGE)
+        )
+        return [(m.seq, message_frame(messages.view(m))) for m in found]
+
+
+def frames(
+    spans: dict[int, tuple[int, int]], members: set[tuple[int, int]]
+) -> tuple[dict[int, list[tuple[int, str]]], dict[tuple[int, int], str | None]]:
+    """What a batch of events needs from the database, in one session: the message frames
+    of `spans` (see `message_frames`) and the `member.added` frame of each (group, user)."""
+    with db_session:
+        return message_frames(spans), {key: member_frame(*key) for key in members}
+
+
+def member_frame(group_id: int, user_id: int) -> str | None:
+    """The `member.added` frame; None when the account went meanwhile (nothing to show)."""
+    from models import users
+
+    with db_session:
+        user = User.get(id=user_id)
+        if user is None or not Group.exists(id=group_id):
+            return None
+        return dumps(
+            {"type": "member.added", "group_id": group_id, "user": users.member_view(user)}
+        )
+
+
+def message_frame(message: dict) -> str:
+    return dumps({"type": "message.created", "message": message})
