@@ -9,7 +9,8 @@ per group, and a POST that fans a message out to them.
   work too) and answers `ready`; `ping` gets `pong`.
 - `POST /api/groups/{id}/messages` checks the bearer token with the API's own
   `im_api.security.token_info` and runs the API's own handler (`handlers.groups.post_message`)
-  in a thread inside a Pony `db_session`, as the API does: the same database work. Then it
+  in a thread inside a Pony `db_session`, as the API does: the same database work (in a
+  bare Flask request context, where the handler finds the client address). Then it
   renders `{"type": "message.created", "message": ...}` once, serializes it once, and
   sends that text to every socket of the group, one after the other on the event loop.
   No per-socket queue, no hub, no replay, no authorization of the socket: that is the
@@ -31,6 +32,7 @@ import sys
 from datetime import datetime, timezone
 
 import anyio
+import flask
 from pony.orm import db_session
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -96,14 +98,19 @@ async def socket_endpoint(websocket: WebSocket) -> None:
             SOCKETS.get(group_id, set()).discard(websocket)
 
 
-def _post(group_id: int, body: dict, token_info: dict) -> tuple[dict, int]:
-    with db_session:
+# The handler reads the client address from Flask's request (the abuse limits count per
+# address), so it runs in a bare request context of a Flask app made for that alone.
+_FLASK = flask.Flask(__name__)
+
+
+def _post(group_id: int, body: dict, token_info: dict, address: str) -> tuple[dict, int]:
+    with _FLASK.test_request_context(environ_base={"REMOTE_ADDR": address}), db_session:
         result = HANDLER(group_id=group_id, body=body, token_info=token_info)
     answer, status = result if isinstance(result, tuple) else (result, 200)
     return answer, status
 
 
-def _made_up(group_id: int, body: dict, token_info: dict) -> tuple[dict, int]:
+def _made_up(group_id: int, body: dict, token_info: dict, address: str) -> tuple[dict, int]:
     """The message without a database (messages not written yet): the same shape."""
     seq = next(_seqs.setdefault(group_id, itertools.count(1)))
     message = {
@@ -132,7 +139,8 @@ async def post_message(request: Request) -> JSONResponse:
     body = json.loads(await request.body())
     group_id = int(request.path_params["group_id"])
     work = _post if HANDLER is not None else _made_up
-    answer, status = await anyio.to_thread.run_sync(work, group_id, body, token_info)
+    address = request.client.host if request.client else "unknown"
+    answer, status = await anyio.to_thread.run_sync(work, group_id, body, token_info, address)
     if status == 201:  # 200 is a repeated client_msg_id: no new message, no frame
         frame = {"type": "message.created", "message": answer["message"]}
         text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)  # once
