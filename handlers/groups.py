@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from handlers import SUCCEED
-from models import groups, messages, sessions
+from im_api import clients
+from im_api.errors import ApiError, Error
+from models import groups, messages, sessions, throttle
 
 
 def create_group(body, token_info):
@@ -31,7 +33,22 @@ def remove_member(group_id, user_id, token_info):
     return SUCCEED
 
 
-def list_messages(group_id, token_info, limit, cursor=None):
+def list_messages(group_id, token_info, limit, cursor=None, after_seq=None):
+    if cursor is not None and after_seq is not None:
+        raise ApiError(Error.INVALID_REQUEST, "Invalid request: after_seq and cursor together")
     group = groups.of_member(group_id, sessions.active(token_info).user)
-    found, next_cursor = messages.page(group, cursor, limit)
-    return {**SUCCEED, "messages": [messages.view(m) for m in found], "next": next_cursor}
+    if after_seq is not None:
+        found, next_page = messages.after(group, after_seq, limit)
+    else:
+        found, next_page = messages.page(group, cursor, limit)
+    return {**SUCCEED, "messages": [messages.view(m) for m in found], "next": next_page}
+
+
+def post_message(group_id, body, token_info):
+    # Counted first, like uploads: a refused or failing post counts too.
+    throttle.spend_message(clients.address(), sessions.active(token_info).user.id)
+    sender_id = sessions.active(token_info).user.id
+    message, created = messages.post_text(
+        group_id, sender_id, body["text"], body.get("client_msg_id")
+    )
+    return {**SUCCEED, "message": messages.view(message)}, 201 if created else 200

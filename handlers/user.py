@@ -46,7 +46,7 @@ def login(body):
 
 
 def logout(token_info):
-    sessions.active(token_info).delete()
+    sessions.end(sessions.active(token_info), "logout")
     return SUCCEED
 
 

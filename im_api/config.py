@@ -70,6 +70,8 @@ class Settings:
     limit_password_per_address: str = "60/3600"
     limit_upload_per_account: str = "120/600"
     limit_upload_per_address: str = "300/600"
+    limit_message_per_account: str = "600/60"
+    limit_message_per_address: str = "1200/60"
     limit_code_guesses: str = "10/3600"
     validate_responses: bool = False
     # Origins (scheme://host[:port]) whose pages may call the API; empty: none, "*": any.

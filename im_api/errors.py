@@ -58,7 +58,11 @@ class Error(enum.Enum):
     INSUFFICIENT_STORAGE = (4010, 507, "Not enough free disk for uploads, try again later")
     MEDIA_STORE_UNAVAILABLE = (4015, 503, "The media store did not answer")
 
-    BAD_FRAME = (6001, 400, "Malformed frame")
+    INVALID_TEXT = (5001, 400, "Text must be 1 to 4000 characters, without NUL or lone surrogates")
+
+    # Sent in socket error frames (the socket stays open), never as an HTTP answer; 400 for
+    # the table, as the frame is the client's mistake.
+    BAD_FRAME = (6001, 400, "Malformed frame")  # info: "Malformed frame: <what>"
     UNKNOWN_FRAME_TYPE = (6002, 400, "Unknown frame type")
     ALREADY_AUTHENTICATED = (6003, 400, "Already authenticated")
 

@@ -68,6 +68,11 @@ class Group(db.Entity):
     created_at = Required(datetime)
     memberships = Set("Membership", cascade_delete=True)
     messages = Set("Message", cascade_delete=True)
+    # The seq of the group's newest message (0: none yet). A new message takes the next one
+    # by raising this under the row's lock in its own transaction (models.messages), so
+    # seqs come in commit order with no gaps, which a database sequence cannot promise.
+    # volatile: raised by SQL, not through Pony, so Pony must not hold on to a value it read.
+    last_seq = Required(int, size=64, default=0, volatile=True)
 
 
 class Membership(db.Entity):
@@ -95,12 +100,19 @@ class Media(db.Entity):
 
 class Message(db.Entity):
     id = PrimaryKey(int, auto=True, size=64)
-    group = Required(Group, index=True)
+    group = Required(Group)  # indexed by the (group, seq) key, which starts with it
     # None once the sender cancelled the account: the message stays, from a deleted user.
     sender = Optional(User, reverse="messages")
-    kind = Required(str, 16)
-    media = Required(Media)
+    kind = Required(str, 16)  # text, or the kind of upload it shows
+    media = Optional(Media)  # None for a text message
     created_at = Required(datetime)
+    seq = Required(int, size=64)  # 1, 2, 3 ... in the group, in commit order
+    # Kept exactly as sent: Pony would strip surrounding whitespace by default.
+    text = Optional(str, nullable=True, autostrip=False)  # set iff kind is "text"
+    # Chosen by the sender's client to make a retried post answer the first one.
+    client_msg_id = Optional(str, 64, nullable=True)
+    composite_key(group, seq)
+    composite_key(group, sender, client_msg_id)
 
 
 class Throttle(db.Entity):

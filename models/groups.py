@@ -14,7 +14,7 @@ from pony.orm import (
 
 from im_api.config import now
 from im_api.errors import ApiError, Error
-from models import locks, media
+from models import events, locks, media
 from models.entities import Group, Membership, User
 from models.present import utc_iso
 
@@ -103,6 +103,7 @@ def add_member(group_id: int, by_id: int, name: str) -> Group:
     if Membership.exists(group=group, user=user):
         raise ApiError(Error.ALREADY_A_MEMBER)
     Membership(group=group, user=user, joined_at=now())
+    events.emit(events.Event("member.added", group_id=group_id, user_id=user_id))
     try:
         commit()
     except (IntegrityError, TransactionIntegrityError):  # Pony wraps it only sometimes
@@ -147,10 +148,13 @@ def leave(group: Group, user: User) -> None:
     the last member leaves, the group is deleted with its messages, and media that no
     message shows any more with them. An owner who is no longer a member (left by an
     earlier release's race) is handled the same way.
+
+    Emits member.removed for a member taken out, then group.deleted if the group goes.
     """
     membership = Membership.get(group=group, user=user)
     if membership is not None:
         membership.delete()
+        events.emit(events.Event("member.removed", group_id=group.id, user_id=user.id))
     if group.owner != user:
         return
     successor = (
@@ -161,7 +165,8 @@ def leave(group: Group, user: User) -> None:
     if successor is not None:
         group.owner = successor.user
         return
-    shown = {message.media for message in group.messages}
+    shown = {message.media for message in group.messages if message.media is not None}
+    events.emit(events.Event("group.deleted", group_id=group.id))
     group.delete()
     for item in shown:
         media.release(item)

@@ -1,14 +1,32 @@
-"""Messages of a group chat: posting an upload, paging through them, and their view."""
+"""Messages of a group chat: posting text or an upload, paging through them, their view.
+
+Every message gets the next `seq` of its group (1, 2, 3 ...) in its own transaction, from
+the group row's `last_seq` raised under that row's lock: a second message waits for the
+first one's transaction to end, so seqs are given in commit order and a rolled-back message
+gives its seq back. A client that has seen seq n has seen every message before it.
+"""
 
 from __future__ import annotations
 
-from pony.orm import desc, flush, select
+from pony.orm import (
+    IntegrityError,
+    TransactionIntegrityError,
+    commit,
+    desc,
+    flush,
+    rollback,
+    select,
+)
 
 from im_api.config import now
-from models import groups, media, users
+from im_api.errors import ApiError, Error
+from models import events, groups, media, users
+from models.database import db
 from models.entities import Group, Media, Message, User
 from models.present import media_url, utc_iso
 from models.storage import Spool
+
+MAX_TEXT = 4000
 
 DELETED_SENDER = {"id": None, "name": "deleted user", "avatar_url": None}
 
@@ -31,10 +49,80 @@ def send(group: Group, sender: User, kind: str, spool: Spool, filename: str) -> 
 
 
 def post(group: Group, sender: User, shown: Media) -> Message:
-    """A new message showing `shown` in `group` (its id is known on return)."""
-    message = Message(group=group, sender=sender, kind=shown.kind, media=shown, created_at=now())
+    """A new message showing `shown` in `group` (its id and seq are known on return); the
+    caller holds the group's lock (`groups.lock_for_message`) and commits."""
+    return _new(group, sender, kind=shown.kind, media=shown)
+
+
+def post_text(group_id: int, sender_id: int, text: str, client_msg_id: str | None = None):
+    """Post `text` to the group from `sender_id`, committed; returns (message, created).
+
+    With a `client_msg_id`, the sender's message with that id in this group, if there is
+    one, is returned instead of a new one (created False), also when requests with it race:
+    the unique key (group, sender, client_msg_id) lets one insert win, and the others read
+    the winner back. Raises INVALID_TEXT, GROUP_NOT_FOUND or NOT_A_MEMBER.
+    """
+    check_text(text)
+    group = groups.lock_for_message(group_id, sender_id)
+    sender = User[sender_id]
+    if client_msg_id is not None:
+        found = _by_client_id(group_id, sender_id, client_msg_id)
+        if found is not None:
+            return found, False
+    try:
+        message = _new(group, sender, kind="text", text=text, client_msg_id=client_msg_id)
+        message_id = message.id
+        commit()
+    except (IntegrityError, TransactionIntegrityError):  # Pony wraps it only sometimes
+        # Only a concurrent post with the same client_msg_id breaks a unique key here: the
+        # seq is taken under the group row's lock. Its message is committed: read it.
+        rollback()
+        found = _by_client_id(group_id, sender_id, client_msg_id) if client_msg_id else None
+        if found is None:
+            raise
+        return found, False
+    return Message[message_id], True
+
+
+def check_text(text: str) -> None:
+    """Raises INVALID_TEXT unless `text` is 1 to MAX_TEXT characters without NUL or a lone
+    surrogate (JSON can carry both; PostgreSQL stores neither, and clients choke on them)."""
+    if (
+        not 1 <= len(text) <= MAX_TEXT
+        or "\0" in text
+        or any("\ud800" <= ch <= "\udfff" for ch in text)
+    ):
+        raise ApiError(Error.INVALID_TEXT)
+
+
+def _by_client_id(group_id: int, sender_id: int, client_msg_id: str) -> Message | None:
+    return Message.get(
+        lambda m: (
+            m.group.id == group_id and m.sender.id == sender_id and m.client_msg_id == client_msg_id
+        )
+    )
+
+
+def _new(group: Group, sender: User, **fields) -> Message:
+    """The message with the group's next seq, flushed, its event emitted (sent on commit)."""
+    seq = _next_seq(group.id)
+    message = Message(group=group, sender=sender, seq=seq, created_at=now(), **fields)
     flush()
+    events.emit(events.Event("message.created", group_id=group.id, seq=seq, message_id=message.id))
     return message
+
+
+def _next_seq(group_id: int) -> int:
+    """Raise the group's last_seq by one and return it. The UPDATE holds the row's lock until
+    the transaction ends (on SQLite the transaction holds the write lock already)."""
+    table = Group._table_
+    cursor = db.execute(
+        f'UPDATE "{table}" SET "last_seq" = "last_seq" + 1 WHERE "id" = $group_id '
+        'RETURNING "last_seq"',
+        {},
+        {"group_id": group_id},
+    )
+    return cursor.fetchone()[0]
 
 
 def page(group: Group, cursor: str | None, limit: int) -> tuple[list[Message], str | None]:
@@ -56,18 +144,35 @@ def page(group: Group, cursor: str | None, limit: int) -> tuple[list[Message], s
     return list(found[:limit]), str(found[limit - 1].id)
 
 
+def after(group: Group, after_seq: int, limit: int) -> tuple[list[Message], str | None]:
+    """Up to `limit` messages of the group with seq > `after_seq`, oldest first, and the
+    next `after_seq` (the last seq returned) when more follow, else None."""
+    found = (
+        select(m for m in Message if m.group == group and m.seq > after_seq)
+        .order_by(lambda m: m.seq)
+        .prefetch(Message.media, Message.sender)[: limit + 1]
+    )
+    if len(found) <= limit:
+        return list(found), None
+    return list(found[:limit]), str(found[limit - 1].seq)
+
+
 def view(message: Message, url: str | None = None) -> dict:
     """The message as members see it; `url` when one was signed already."""
     shown = message.media
     return {
         "id": message.id,
+        "group_id": message.group.id,
+        "seq": message.seq,
         "kind": message.kind,
         "sender": _sender_view(message.sender),
-        "media_id": shown.id,
-        "url": url or media_url(shown.id),
-        "size": shown.size,
-        "content_type": shown.content_type,
-        "filename": shown.filename,
+        "text": message.text,
+        "client_msg_id": message.client_msg_id,
+        "media_id": shown.id if shown else None,
+        "url": (url or media_url(shown.id)) if shown else None,
+        "size": shown.size if shown else None,
+        "content_type": shown.content_type if shown else None,
+        "filename": shown.filename if shown else None,
         "created_at": utc_iso(message.created_at),
     }
 

@@ -10,7 +10,7 @@ from pony.orm import select
 from im_api import security
 from im_api.config import current, now
 from im_api.errors import ApiError, Error
-from models import locks
+from models import events, locks
 from models.entities import Session, User
 
 
@@ -56,13 +56,33 @@ def locked(token_info: dict, *, shared: bool = False) -> Session:
     return active(token_info)
 
 
-def end_others(session: Session) -> None:
+def end(session: Session, reason: str) -> None:
+    """End one session (logout); its sockets close when the transaction commits."""
+    _ended(session.user.id, [session.id], reason)
+    session.delete()
+
+
+def end_others(session: Session, reason: str) -> None:
     """End every session of the same user except `session`."""
-    for other in session.user.sessions.select(lambda s: s.id != session.id):
+    others = session.user.sessions.select(lambda s: s.id != session.id)[:]
+    _ended(session.user.id, [other.id for other in others], reason)
+    for other in others:
         other.delete()
 
 
-def end_all(user: User) -> None:
+def end_all(user: User, reason: str) -> None:
+    """End every session of `user` (password changed, account cancelled)."""
     # Entity deletes, not bulk ones: Pony's cache must know the rows are gone.
-    for session in user.sessions.select()[:]:
+    ending = user.sessions.select()[:]
+    _ended(user.id, [session.id for session in ending], reason)
+    for session in ending:
         session.delete()
+
+
+def _ended(user_id: int, session_ids: list[int], reason: str) -> None:
+    """Tell the sockets of these sessions to close, when the transaction commits."""
+    if session_ids:
+        event = events.Event(
+            "session.ended", user_id=user_id, session_ids=tuple(sorted(session_ids)), reason=reason
+        )
+        events.emit(event)

@@ -33,6 +33,8 @@ LIMITS = {
     "password_per_address": "POST /user/change_password and cancel_account, per client address",
     "upload_per_account": "uploads and POST /user/change_image, per account",
     "upload_per_address": "uploads and POST /user/change_image, per client address",
+    "message_per_account": "POST /groups/{group_id}/messages, per account",
+    "message_per_address": "POST /groups/{group_id}/messages, per client address",
     "code_guesses": "wrong email codes, per address and purpose of the code",
 }
 
@@ -68,6 +70,12 @@ def spend_upload(address: str, user_id: int) -> None:
     """Count an upload of any kind, avatars included (disk, and image decoding)."""
     spend("upload_per_address", address)
     spend("upload_per_account", str(user_id))
+
+
+def spend_message(address: str, user_id: int) -> None:
+    """Count a text message posted (a row, and a frame to every member's sockets)."""
+    spend("message_per_address", address)
+    spend("message_per_account", str(user_id))
 
 
 def refuse_if_spent(name: str, key: str) -> None:

@@ -143,7 +143,7 @@ def change_password(token_info: dict, old_password: str, new_password: str) -> t
     user = sessions.locked(token_info).user
     forget_failures(user)
     user.password_hash = password_hash
-    sessions.end_all(user)
+    sessions.end_all(user, "password_changed")
     return sessions.open_session(user)
 
 
@@ -181,6 +181,7 @@ def cancel(token_info: dict, password: str) -> None:
         delete(c for c in EmailCode if c.email == user.email)
     avatar = user.avatar
     user.avatar = None
+    sessions.end_all(user, "account_cancelled")
     user.delete()
     if avatar is not None:
         from models import media  # late: media imports users for its views

@@ -395,16 +395,18 @@ def test_a_request_that_finds_every_thread_busy_gets_503_with_retry_after(serve)
 # --- Websockets ------------------------------------------------------------------------------
 
 
-def test_a_websocket_at_ws_url_is_closed_with_4404_until_realtime_lands(client):
-    """/api/ws/user/{id}/ (register's `ws_url`): no realtime endpoint yet, so 4404."""
+def test_a_websocket_at_ws_url_reaches_the_realtime_endpoint(client):
+    """/api/ws/user/{id}/ (register's `ws_url`) is the realtime endpoint's: a socket whose
+    first frame is not `auth` is closed 4401 (tests/test_realtime.py has the rest)."""
     from starlette.websockets import WebSocketDisconnect
 
     with (
         pytest.raises(WebSocketDisconnect) as closed,
         client.websocket_connect("/api/ws/user/1/") as socket,
     ):
+        socket.send_json({"type": "ping"})
         socket.receive_text()
-    assert closed.value.code == 4404
+    assert closed.value.code == 4401
 
 
 def test_the_realtime_endpoint_plugs_in_and_gets_the_websockets_of_ws_url(settings):

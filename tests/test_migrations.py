@@ -29,6 +29,9 @@ Extending it when you add a migration (0003, ...):
 - When a release of ours ships with a new schema, make its fixture the same way (copy
   `make.py` to `tests/fixtures/release_X_Y_Z/`, run it against that release's checkout) and
   add it to `RELEASES`.
+
+0004 (seq) is checked that way: each group's messages numbered 1..n in id order, its
+`last_seq` the count, both against `expected.json`, then through `after_seq` and a new post.
 """
 
 from __future__ import annotations
@@ -88,6 +91,11 @@ def test_a_database_of_an_earlier_release_upgrades_with_nothing_lost(release, tm
     # 0003 adds the abuse limits' counts, a table of its own: the logins above were counted
     # in it, and the release's tables are untouched (checked above).
     assert counts(database, ["Throttle"])["Throttle"] > 0
+    # 0004 numbers each group's messages 1..n in the order they were posted (id order),
+    # records the last number on the group, and adds text and client_msg_id (none yet).
+    _messages_are_numbered_in_order(database, expected)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        _messages_page_forward_by_seq(http, expected)
 
 
 def unchanged_columns(database: Scratch, tables: list[str]) -> dict[str, list[str]]:
@@ -161,6 +169,40 @@ def _every_account_logs_in(http: httpx.Client, expected: dict) -> None:
     for user in expected["cancelled_users"]:
         answer = http.post("/user/login", json={"name": user["name"], "password": user["password"]})
         assert answer.status_code == 400
+
+
+def _messages_are_numbered_in_order(database: Scratch, expected: dict) -> None:
+    message, group = database.table("Message"), database.table("Group")
+    found = database.execute(
+        f'SELECT "id", "group", "seq", "text", "client_msg_id" FROM "{message}" ORDER BY "id"'
+    )
+    wanted = []
+    for group_facts in expected["groups"]:
+        sent = sorted(m["id"] for m in expected["messages"] if m["group_id"] == group_facts["id"])
+        wanted += [(i, group_facts["id"], n, None, None) for n, i in enumerate(sent, start=1)]
+    assert sorted(found) == sorted(wanted)
+    last = dict(database.execute(f'SELECT "id", "last_seq" FROM "{group}"'))
+    assert last == {
+        g["id"]: sum(m["group_id"] == g["id"] for m in expected["messages"])
+        for g in expected["groups"]
+    }
+
+
+def _messages_page_forward_by_seq(http: httpx.Client, expected: dict) -> None:
+    """after_seq=0 lists every old message in the order it was posted, then a new message
+    takes the next seq."""
+    tokens = {user["name"]: user["tokens"][0] for user in expected["users"]}
+    for group in expected["groups"]:
+        owner = _bearer(tokens[group["owner"]])
+        url = f"/groups/{group['id']}/messages"
+        listed = http.get(url, params={"after_seq": 0, "limit": 100}, headers=owner)
+        assert listed.status_code == 200, listed.text
+        shown = listed.json()["messages"]
+        sent = sorted(m["id"] for m in expected["messages"] if m["group_id"] == group["id"])
+        assert [(m["id"], m["seq"]) for m in shown] == [(i, n) for n, i in enumerate(sent, start=1)]
+        new = http.post(url, json={"text": "after the upgrade"}, headers=owner)
+        assert new.status_code == 201, new.text
+        assert new.json()["message"]["seq"] == len(sent) + 1
 
 
 def _same_file(http: httpx.Client, url: str, facts: dict, media: Path) -> None:

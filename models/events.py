@@ -1,0 +1,192 @@
+"""Events for live delivery: what changed, sent only when the change commits.
+
+Code that changes something a socket must hear about calls `emit(Event(...))` inside the
+transaction that makes the change. The event then reaches the realtime hub iff that
+transaction commits, however it commits (the request's `db_session`, or an explicit
+`commit()` in the models), and never when it rolls back:
+
+- PostgreSQL: `SELECT pg_notify(CHANNEL, payload)` runs in the transaction itself, so the
+  database delivers it at commit to every process LISTENing on `CHANNEL` (every worker, on
+  every machine), and discards it on rollback.
+- SQLite (one process): the event waits in this thread's pending list; the provider's
+  commit hands it to the local subscribers right after the commit succeeds, and a rollback
+  (or a dropped connection) discards it.
+
+A payload carries ids only (the hub reads the rest from the database) and stays well under
+PostgreSQL's 8000-byte limit on a notification: an event too long for it, a `session.ended`
+for a user with very many sessions, is sent as several events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+from collections.abc import Callable
+
+from models.database import db
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "im_events"
+# PostgreSQL refuses a payload of 8000 bytes or more; leave room.
+MAX_PAYLOAD = 7900
+
+KINDS = frozenset(
+    {"message.created", "member.added", "member.removed", "group.deleted", "session.ended"}
+)
+REASONS = frozenset({"logout", "password_changed", "account_cancelled"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    kind: str
+    group_id: int | None = None
+    user_id: int | None = None
+    seq: int | None = None
+    message_id: int | None = None
+    session_ids: tuple[int, ...] = ()
+    reason: str | None = None
+
+
+Subscriber = Callable[[Event], None]
+
+_subscribers: list[Subscriber] = []
+_subscribers_lock = threading.Lock()
+_local = threading.local()  # .pending: events of this thread's open SQLite transaction
+_hooked: set[int] = set()  # ids of the providers whose commit/rollback deliver/discard
+
+
+def emit(event: Event) -> None:
+    """Send `event` when the caller's transaction commits (see the module's docstring)."""
+    for part in _split(event):
+        if db.provider_name == "postgres":
+            db.execute(
+                "SELECT pg_notify($channel, $payload)",
+                {},
+                {"channel": CHANNEL, "payload": encode(part)},
+            )
+        else:
+            _hook(db.provider)
+            _pending().append(part)
+
+
+def encode(event: Event) -> str:
+    """Compact JSON of the fields that are set (ids, the kind, the reason)."""
+    fields = {"kind": event.kind}
+    for field in dataclasses.fields(Event)[1:]:
+        value = getattr(event, field.name)
+        if value is not None and value != ():
+            fields[field.name] = list(value) if field.name == "session_ids" else value
+    return json.dumps(fields, separators=(",", ":"))
+
+
+def decode(payload: str) -> Event:
+    """The event `encode` wrote. Raises ValueError for anything else."""
+    try:
+        fields = json.loads(payload)
+        if not isinstance(fields, dict) or fields.get("kind") not in KINDS:
+            raise ValueError("not an event")
+        known = {field.name for field in dataclasses.fields(Event)}
+        if set(fields) - known:
+            raise ValueError(f"unknown fields {sorted(set(fields) - known)}")
+        if "session_ids" in fields:
+            fields["session_ids"] = tuple(fields["session_ids"])
+        for name in ("group_id", "user_id", "seq", "message_id"):
+            if name in fields and (type(fields[name]) is not int):
+                raise ValueError(f"{name} is not an integer")
+        if any(type(i) is not int for i in fields.get("session_ids", ())):
+            raise ValueError("session_ids are not integers")
+        return Event(**fields)
+    except (TypeError, json.JSONDecodeError) as error:
+        raise ValueError(f"not an event: {error}") from None
+
+
+def subscribe(callback: Subscriber) -> None:
+    """Call `callback(event)` for every event committed in this process (the SQLite path;
+    on PostgreSQL events arrive by LISTEN instead). It runs in the thread that committed,
+    right after the commit: it must be quick and thread-safe (hand the event over, e.g. with
+    `loop.call_soon_threadsafe`). What it raises is logged, never the committer's problem."""
+    with _subscribers_lock:
+        _subscribers.append(callback)
+
+
+def unsubscribe(callback: Subscriber) -> None:
+    with _subscribers_lock:
+        if callback in _subscribers:
+            _subscribers.remove(callback)
+
+
+def _split(event: Event) -> list[Event]:
+    """The event as one or more events, each with a payload PostgreSQL accepts."""
+    if len(encode(event).encode()) <= MAX_PAYLOAD or len(event.session_ids) <= 1:
+        return [event]
+    half = len(event.session_ids) // 2
+    return [
+        *_split(dataclasses.replace(event, session_ids=event.session_ids[:half])),
+        *_split(dataclasses.replace(event, session_ids=event.session_ids[half:])),
+    ]
+
+
+def _pending() -> list[Event]:
+    if not hasattr(_local, "pending"):
+        _local.pending = []
+    return _local.pending
+
+
+def _deliver() -> None:
+    events, _local.pending = _pending(), []
+    if not events:
+        return
+    with _subscribers_lock:
+        subscribers = list(_subscribers)
+    for event in events:
+        for callback in subscribers:
+            try:
+                callback(event)
+            except Exception:  # a subscriber's failure must not undo or fail the commit
+                logger.exception("An event subscriber failed on %s", event)
+
+
+def _discard() -> None:
+    _local.pending = []
+
+
+def _hook(provider) -> None:
+    """Make the SQLite provider deliver this thread's pending events after each commit and
+    discard them on rollback. Pony has no transaction hooks; its provider's commit and
+    rollback are where every commit and rollback ends, whoever asked for them."""
+    if id(provider) in _hooked:
+        return
+    with _subscribers_lock:
+        if id(provider) in _hooked:
+            return
+        commit, rollback = provider.commit, provider.rollback
+        drop, release = provider.drop, provider.release
+
+        def commit_then_deliver(connection, cache=None):
+            try:
+                commit(connection, cache)
+            except BaseException:
+                _discard()  # Pony rolls back after a failed commit
+                raise
+            _deliver()
+
+        def rollback_and_discard(connection, cache=None):
+            _discard()
+            return rollback(connection, cache)
+
+        def drop_and_discard(connection, cache=None):
+            _discard()  # a dropped connection's transaction is gone
+            return drop(connection, cache)
+
+        def release_and_discard(connection, cache=None):
+            _discard()  # the db_session ended: whatever did not commit never will
+            return release(connection, cache)
+
+        provider.commit = commit_then_deliver
+        provider.release = release_and_discard
+        provider.rollback = rollback_and_discard
+        provider.drop = drop_and_discard
+        _hooked.add(id(provider))
