@@ -46,6 +46,10 @@ from models import database
 
 # group id: the open, synced sockets of its members
 SOCKETS: dict[int, set[WebSocket]] = {}
+# Pony keeps a database connection (with SQLite's page cache) per thread: syncs of many
+# sockets opening at once use a few threads, not the pool's 40, or the baseline's memory per
+# socket would be mostly caches. (The API's realtime store reads on 4 threads of its own.)
+SYNC_THREADS = anyio.CapacityLimiter(4)
 
 
 def _handler():
@@ -82,7 +86,7 @@ async def socket_endpoint(websocket: WebSocket) -> None:
             frame = json.loads(await websocket.receive_text())
             kind = frame.get("type") if isinstance(frame, dict) else None
             if kind == "sync":
-                groups = await anyio.to_thread.run_sync(_groups_of, user_id)
+                groups = await anyio.to_thread.run_sync(_groups_of, user_id, limiter=SYNC_THREADS)
                 for group_id in groups:
                     SOCKETS.setdefault(group_id, set()).add(websocket)
                 joined = list(groups)
