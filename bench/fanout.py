@@ -121,23 +121,25 @@ def raise_file_limit(sockets: int) -> str:
 
 @dataclass
 class Users:
+    """One server's users: N, each with a session, and its groups."""
+
     ids: list[int]
     tokens: list[str]
-    # (server, size): [(group id, index of its first member)]
-    groups: dict[tuple[str, int], list[tuple[int, int]]]
+    groups: dict[int, list[tuple[int, int]]]  # size: [(group id, index of its first member)]
 
 
 SERVERS = {"baseline": "bench.fanout_baseline", "im-api": "im_api.cli"}
 
 
-def seed(settings: Settings, run_id: str, count: int, sizes: tuple[int, ...]) -> Users:
-    """N users with a session each, and for every server and size the users cut into
-    groups of it (each user in one group per size and server), written straight through the
+def seed(settings: Settings, run_id: str, count: int, sizes: tuple[int, ...]) -> dict:
+    """For each server, N users of its own with a session each, cut for every size into
+    groups of that size (each user in one group per size), written straight through the
     models: thousands of memberships through the API would take minutes and measure nothing.
 
-    Each server posts to groups of its own: the API's hub fills a gap in a group's seq by
-    loading the messages it did not hear of, so messages the baseline posted to a shared
-    group would reach the API's sockets too."""
+    Users and groups of their own per server, because either server's messages would
+    otherwise reach the other's sockets: the API's hub hears the baseline's messages (through
+    NOTIFY on PostgreSQL) in groups its sockets are in, and on SQLite fills a gap in a
+    group's seq by loading the messages it did not hear of."""
     from pony.orm import commit, db_session
 
     from im_api import config, security
@@ -150,26 +152,28 @@ def seed(settings: Settings, run_id: str, count: int, sizes: tuple[int, ...]) ->
     security.configure(settings)
     database.bind(settings)
     settings.bcrypt_rounds = 4  # these users never log in
-    ids, tokens = [], []
-    with db_session:
-        for index in range(count):
-            user = users.create(f"f{run_id}{index:05d}", fixtures.PASSWORD)
-            token, _ = sessions.open_session(user)
-            ids.append(user.id)
-            tokens.append(token)
-        commit()
-    made: dict[tuple[str, int], list[tuple[int, int]]] = {}
-    with db_session:
-        for server in SERVERS:
+    seeded = {}
+    for number, server in enumerate(SERVERS):
+        ids, tokens = [], []
+        with db_session:
+            for index in range(count):
+                user = users.create(f"f{run_id}{number}{index:05d}", fixtures.PASSWORD)
+                token, _ = sessions.open_session(user)
+                ids.append(user.id)
+                tokens.append(token)
+            commit()
+        made: dict[int, list[tuple[int, int]]] = {}
+        with db_session:
             for size in sizes:
-                made[server, size] = []
+                made[size] = []
                 for first in range(0, count - size + 1, size):
                     group = groups.create(User[ids[first]], f"{server} {size} #{first // size}")
                     for index in range(first + 1, first + size):
                         Membership(group=group, user=User[ids[index]], joined_at=now())
-                    made[server, size].append((group.id, first))
+                    made[size].append((group.id, first))
                 commit()
-    return Users(ids, tokens, made)
+        seeded[server] = Users(ids, tokens, made)
+    return seeded
 
 
 class LoadProcess:
@@ -364,18 +368,17 @@ class FanoutBench:
         self.load = LoadProcess(env)
         print(self.header(limit), flush=True)
 
-        pairs = list(zip(users.ids, users.tokens, strict=True))
         for name, server in self.servers.items():
+            pairs = list(zip(users[name].ids, users[name].tokens, strict=True))
             self.open_sockets(name, server, pairs)
 
         scenarios = []
         for size in self.sizes:
             rate = min(self.args.max_rate, self.args.frames / size)
-            scenario = Scenario(size, len(users.groups["im-api", size]), rate)
+            scenario = Scenario(size, len(users["im-api"].groups[size]), rate)
             posts = {
-                name: [[group_id, users.tokens[first], size] for group_id, first in groups]
-                for (name, group_size), groups in users.groups.items()
-                if group_size == size
+                name: [[group_id, own.tokens[first], size] for group_id, first in own.groups[size]]
+                for name, own in users.items()
             }
             for name in self.servers:
                 self.round(name, posts[name], rate, self.mode.warmup, None)

@@ -38,8 +38,9 @@ MESSAGE = re.compile(r'"client_msg_id":\s*"fo(\d+)-(\d+)"')
 
 
 class Round:
-    def __init__(self, number: int, expected_total: int):
+    def __init__(self, number: int, server: str, expected_total: int):
         self.number = str(number)
+        self.server = server
         self.scheduled: dict[int, float] = {}
         self.latencies: list[float] = []
         self.expected_total = expected_total  # known once every post is answered
@@ -64,11 +65,11 @@ class Load:
         self.round: Round | None = None
         self.round_number = 0
 
-    async def read(self, socket) -> None:
+    async def read(self, server: str, socket) -> None:
         try:
             async for text in socket:
                 current = self.round
-                if current is None or not isinstance(text, str):
+                if current is None or current.server != server or not isinstance(text, str):
                     continue
                 found = MESSAGE.search(text)
                 if found and found.group(1) == current.number:
@@ -110,7 +111,7 @@ class Load:
         opened = await asyncio.gather(*(one(u, t) for u, t in task["users"]))
         sockets = [s for s in opened if s is not None]
         self.sockets.setdefault(task["server"], []).extend(sockets)
-        readers = [asyncio.create_task(self.read(s)) for s in sockets]
+        readers = [asyncio.create_task(self.read(task["server"], s)) for s in sockets]
         self.readers.setdefault(task["server"], []).extend(readers)
         return {
             "opened": len(sockets),
@@ -198,7 +199,7 @@ class Load:
 
     async def run_round(self, task: dict) -> dict:
         self.round_number += 1
-        current = Round(self.round_number, expected_total=1 << 62)
+        current = Round(self.round_number, task["server"], expected_total=1 << 62)
         self.round = current
         closes_before = sum(self.closes.values())
         posting = await self.post_loop(task, current)
