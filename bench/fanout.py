@@ -496,13 +496,14 @@ class FanoutBench:
                     low, high = min(scenario.round_ratios()), max(scenario.round_ratios())
                     ratio = f"{scenario.ratio:.2f} ({low:.2f}-{high:.2f})"
                 label = f"{scenario.size} x {scenario.groups}" if name == "baseline" else ""
-                lines.append(
+                row = (
                     f"{label:<11}{name:<10}{side.messages / side.elapsed:>7.1f}"
                     f"{side.frames_per_second:>10,.0f}"
                     f"{percentile(latencies, 0.5) * 1000:>9.1f}"
                     f"{percentile(latencies, 0.99) * 1000:>9.1f}{lost:>7}"
                     f"{side.cpu_us_per_frame:>13.1f}{side.serialized_per_message:>8.2f}  {ratio}"
                 )
+                lines.append(row.rstrip())
                 load = max((r["load_cores"] for r in side.rounds), default=0.0)
                 if load > 0.8:  # the client process, not the server, may have been the limit
                     lines.append(f"{'':<21}the load process used up to {load:.2f} cores")
