@@ -14,7 +14,7 @@ from conformance.target import bearer
 
 GROUP_KEYS = {"id", "name", "owner_id", "members", "created_at"}
 MESSAGE_KEYS = {"id", "kind", "sender", "media_id", "url", "size", "content_type"}
-MESSAGE_KEYS |= {"filename", "created_at"}
+MESSAGE_KEYS |= {"filename", "created_at", "group_id", "seq", "text", "client_msg_id"}
 
 
 def test_create_group_add_member_upload_list_messages_fetch_media(api, users):

@@ -35,7 +35,7 @@ def remove_member(group_id, user_id, token_info):
 
 def list_messages(group_id, token_info, limit, cursor=None, after_seq=None):
     if cursor is not None and after_seq is not None:
-        raise ApiError(Error.INVALID_REQUEST, "Invalid request: after_seq and cursor together")
+        raise ApiError(Error.PAGING_CONFLICT)
     group = groups.of_member(group_id, sessions.active(token_info).user)
     if after_seq is not None:
         found, next_page = messages.after(group, after_seq, limit)

@@ -59,6 +59,9 @@ class Error(enum.Enum):
     MEDIA_STORE_UNAVAILABLE = (4015, 503, "The media store did not answer")
 
     INVALID_TEXT = (5001, 400, "Text must be 1 to 4000 characters, without NUL or lone surrogates")
+    # A rule code, not 1001: the contract cannot say that two query parameters exclude each
+    # other, so a request with both is schema-valid.
+    PAGING_CONFLICT = (5002, 400, "Give after_seq or cursor, not both")
 
     # Sent in socket error frames (the socket stays open), never as an HTTP answer; 400 for
     # the table, as the frame is the client's mistake.
