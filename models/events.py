@@ -59,7 +59,10 @@ _hooked: set[int] = set()  # ids of the providers whose commit/rollback deliver/
 
 
 def emit(event: Event) -> None:
-    """Send `event` when the caller's transaction commits (see the module's docstring)."""
+    """Send `event` when the caller's transaction commits (see the module's docstring).
+
+    On PostgreSQL this runs a statement, so Pony flushes the changes made so far first:
+    flush() before it where a unique key may refuse them, to handle that refusal."""
     for part in _split(event):
         if db.provider_name == "postgres":
             db.execute(

@@ -103,8 +103,9 @@ def add_member(group_id: int, by_id: int, name: str) -> Group:
     if Membership.exists(group=group, user=user):
         raise ApiError(Error.ALREADY_A_MEMBER)
     Membership(group=group, user=user, joined_at=now())
-    events.emit(events.Event("member.added", group_id=group_id, user_id=user_id))
     try:
+        flush()  # the unique key decides here, before an event goes out for the row
+        events.emit(events.Event("member.added", group_id=group_id, user_id=user_id))
         commit()
     except (IntegrityError, TransactionIntegrityError):  # Pony wraps it only sometimes
         rollback()

@@ -65,10 +65,11 @@ def test_a_worker_that_loses_its_listen_connection_closes_its_sockets_4503_and_l
     on_one, on_two = alice.socket(), Socket.open(two, alice.id, alice.token)
     on_one.sync(), on_two.sync()
     with db_session:
-        # Both servers' listening connections are named so; each server loses its own.
+        # Both servers' listening connections are named so (on this database: other servers
+        # of the PostgreSQL cluster are not ours); each server loses its own.
         ended = db.select(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = 'im-api realtime'"
+            "WHERE application_name = 'im-api realtime' AND datname = current_database()"
         )
     assert len(ended) == 2
     assert on_one.closed_with() == 4503 and on_two.closed_with() == 4503

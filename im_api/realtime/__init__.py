@@ -126,21 +126,29 @@ class Realtime:
             user_id=user_id,
             queue_size=settings.ws_queue,
             store_=self.store,
+            # A client that does not read may take its close frame until the heartbeat
+            # would find it dead anyway.
+            close_wait=max(10.0, settings.ws_ping_interval + settings.ws_ping_timeout),
         )
         self.hub.add(conn)
         conn.start()
+        reader = asyncio.ensure_future(asyncio.sleep(0))  # replaced once the socket is loaded
         try:
             groups = await self.store.run(store.groups_of, session_id, user_id)
             if groups is None:  # the session ended while the socket was being set up
                 conn.close(protocol.NOT_AUTHENTICATED)
             else:
                 self.hub.loaded(conn, groups)
-            await self._read(conn, receive, rate)
+            # Until the client goes, or the socket's task is done closing it (a client that
+            # does not read gets no disconnect to wait for: the server drops it then).
+            reader = asyncio.ensure_future(self._read(conn, receive, rate))
+            await asyncio.wait({reader, conn.task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.hub.remove(conn)
-            if not conn.task.done():
-                conn.task.cancel()
-                await asyncio.gather(conn.task, return_exceptions=True)
+            for task in (reader, conn.task):
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(reader, conn.task, return_exceptions=True)
 
     async def _token(self, scope: Scope, receive: Receive, send: Send, rate) -> str | None:
         """The token of the Authorization header, or else of the first frame; None when the

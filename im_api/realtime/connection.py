@@ -16,18 +16,19 @@ from im_api.realtime.protocol import dumps
 
 logger = logging.getLogger(__name__)
 
-# Seconds a closing socket may take to send its last frame and close frame, when its client
-# is not reading; then the endpoint gives up on it (the server closes the TCP connection).
-CLOSE_WAIT = 5.0
-
 
 class Connection:
-    def __init__(self, send, *, session_id: int, user_id: int, queue_size: int, store_):
+    def __init__(
+        self, send, *, session_id: int, user_id: int, queue_size: int, store_, close_wait=10.0
+    ):
         self._send_asgi = send
         self.session_id = session_id
         self.user_id = user_id
         self.store = store_
         self.queue_size = queue_size
+        # Seconds the last frame and the close frame may wait for a client that is not
+        # reading (they go after what its connection holds already); then it is dropped.
+        self.close_wait = close_wait
         # Live frames: (group id or None, seq or 0, text). Held until the first `sync`.
         self.queue: deque[tuple[int | None, int, str]] = deque()
         # Answers to the client's own frames (pong, error): sent even before the first sync.
@@ -202,7 +203,7 @@ class Connection:
 
     async def _send_close(self) -> None:
         try:
-            await asyncio.wait_for(self._close_frames(), CLOSE_WAIT)
+            await asyncio.wait_for(self._close_frames(), self.close_wait)
         except Exception as error:  # gone, or not reading: it resumes when it comes back
             logger.debug("closing socket of user %s: %r", self.user_id, error)
         finally:

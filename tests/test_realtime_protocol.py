@@ -1,0 +1,62 @@
+"""The socket's frame rules on their own (im_api/realtime/protocol.py): no server needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from im_api.realtime import protocol
+from im_api.realtime.protocol import Auth, BadFrame, Ping, Sync
+
+
+def test_client_frames_parse_to_what_they_ask():
+    assert protocol.parse('{"type": "auth", "token": "t"}') == Auth("t")
+    assert protocol.parse('{"type": "ping"}') == Ping()
+    assert protocol.parse('{"type": "sync", "since": {"3": 0, "12": 7}}') == Sync({3: 0, 12: 7})
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        (None, 6001),
+        ("", 6001),
+        ("nan", 6001),
+        ('"ping"', 6001),
+        ('{"type": null}', 6001),
+        ('{"type": "sync", "since": {"01": 1}}', 6001),
+        ('{"type": "sync", "since": {"1": 1e3}}', 6001),
+        ('{"type": "sync", "since": {"1": 1}, "x": 0}', 6001),
+        ('{"type": "ready"}', 6002),
+        ('{"type": "PING"}', 6002),
+    ],
+)
+def test_bad_frames_say_why(text, code):
+    with pytest.raises(BadFrame) as raised:
+        protocol.parse(text)
+    assert raised.value.error.code == code
+    frame = protocol.error_frame(raised.value)
+    assert frame.startswith(f'{{"type":"error","code":{code},"info":')
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        (b"", False),
+        (b"tokens=1", False),
+        (b"x=token", False),
+        (b"token=abc", True),
+        (b"a=1&access_token=abc", True),
+        (b"TOKEN", True),
+        (b"access%5Ftoken=abc", True),
+    ],
+)
+def test_a_token_in_the_query_string_is_found_however_written(query, found):
+    assert protocol.token_in_query(query) is found
+
+
+def test_the_frame_rate_allows_a_burst_then_the_rate():
+    now = [0.0]
+    rate = protocol.FrameRate(20, 40, clock=lambda: now[0])
+    assert all(rate.allow() for _ in range(40))
+    assert not rate.allow()
+    now[0] += 0.5  # ten more frames' worth
+    assert sum(rate.allow() for _ in range(20)) == 10
