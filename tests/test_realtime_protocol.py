@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from im_api.realtime import protocol
@@ -60,3 +62,47 @@ def test_the_frame_rate_allows_a_burst_then_the_rate():
     assert not rate.allow()
     now[0] += 0.5  # ten more frames' worth
     assert sum(rate.allow() for _ in range(20)) == 10
+
+
+def test_a_message_is_serialized_once_however_many_sockets_get_it(client, auth, monkeypatch):
+    """The in-process app (the test client's sockets): three members' sockets, one post,
+    one `message.created` frame rendered."""
+    from im_api.realtime import store
+
+    rendered = []
+    render = store.message_frame
+
+    def counting(message):
+        rendered.append(message["id"])
+        return render(message)
+
+    monkeypatch.setattr(store, "message_frame", counting)
+    users = [auth.register(name) for name in ("alice", "bob", "carol")]
+    owner = auth.header(users[0]["token"])
+    group_id = client.post("/api/groups", json={"name": "g"}, headers=owner).json()["group"]["id"]
+    for user in users[1:]:
+        added = client.post(
+            f"/api/groups/{group_id}/members", json={"name": user["user"]["name"]}, headers=owner
+        )
+        assert added.status_code == 200, added.text
+    with contextlib.ExitStack() as stack:
+        sockets = [
+            stack.enter_context(
+                client.websocket_connect(
+                    f"/api/ws/user/{user['user']['id']}/", headers=auth.header(user["token"])
+                )
+            )
+            for user in users
+        ]
+        for socket in sockets:
+            socket.send_json({"type": "sync", "since": {}})
+            assert socket.receive_json()["type"] == "ready"
+        posted = client.post(f"/api/groups/{group_id}/messages", json={"text": "hi"}, headers=owner)
+        assert posted.status_code == 201, posted.text
+        for socket in sockets:
+            assert socket.receive_json() == {
+                "type": "message.created",
+                "message": posted.json()["message"],
+            }
+            socket.close()  # a client's close, before the test client's exit cancels the app
+    assert rendered == [posted.json()["message"]["id"]]
