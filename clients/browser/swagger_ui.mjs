@@ -1,6 +1,7 @@
 // Drives the served Swagger UI in a real headless chromium, as a person would:
 // POST /user/register through "Try it out", the token read from the response shown,
-// "Authorize" (bearerAuth) with it, then GET /user/me through "Try it out".
+// "Authorize" (bearerAuth) with it, then GET /user/me through "Try it out". It also follows
+// the description's links to the AsyncAPI document of the socket.
 //
 //   node swagger_ui.mjs http://127.0.0.1:8000/api [SCREENSHOT_DIR] [NAME]
 //
@@ -87,6 +88,20 @@ try {
     .evaluateAll((nodes) => nodes.map((node) => node.getAttribute("data-name")));
   await shoot("0-top");
 
+  // The description's link to the socket's contract (AsyncAPI), resolved as the browser
+  // resolves it against this page (/api/ui/), and what following it answers.
+  const asyncapiLinks = await page
+    .locator(".information-container .info .description a")
+    .evaluateAll((nodes) =>
+      nodes.map((node) => node.href).filter((href) => href.includes("asyncapi")),
+    );
+  const asyncapi = [];
+  for (const href of asyncapiLinks) {
+    const answer = await page.request.get(href);
+    const body = await answer.text();
+    asyncapi.push({ href, status: answer.status(), start: body.slice(0, 4000) });
+  }
+
   const register = operation("post", "/user/register");
   const registered = await tryItOut(register, { name, password });
   await register.scrollIntoViewIfNeeded();
@@ -112,6 +127,7 @@ try {
   result = {
     title,
     schemas,
+    asyncapi,
     name,
     register: { status: registered.status, body: registered.body },
     authorized,

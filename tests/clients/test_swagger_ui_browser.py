@@ -3,13 +3,15 @@
 clients/browser/swagger_ui.mjs drives Debian's headless chromium with playwright-core:
 POST /user/register through "Try it out", "Authorize" (bearerAuth) with the token the page
 shows, then GET /user/me through "Try it out". The test checks what the page shows (the
-spec's named schemas among it) and that the screenshots are real renderings.
+spec's named schemas among it, the link to the AsyncAPI document and that it answers) and
+that the screenshots are real renderings.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -64,6 +66,15 @@ def test_swagger_ui_registers_authorizes_and_shows_me(live_server, tmp_path):
     assert shown["title"].startswith("IM account and media API")
     # The UI reads the spec as written: its Schemas section names the components.
     assert {"SignedIn", "ApiError", "RegisterRequest", "Uploaded"} <= set(shown["schemas"])
+    # The description links to the socket's contract: the link, as the browser resolves it
+    # against /api/ui/, is the served /api/asyncapi.yaml (a relative "asyncapi.yaml" would
+    # lead to /api/ui/asyncapi.yaml), and following it gets the AsyncAPI document.
+    origin = live_server.url.removesuffix("/api")
+    links = {link["href"]: link for link in shown["asyncapi"]}
+    assert f"{origin}/api/asyncapi.yaml" in links, shown["asyncapi"]
+    followed = links[f"{origin}/api/asyncapi.yaml"]
+    assert followed["status"] == 200, followed
+    assert re.search(r"^asyncapi: ['\"]?3\.", followed["start"], re.MULTILINE), followed
     register = shown["register"]
     assert register["status"] == 200
     assert (register["body"]["code"], register["body"]["info"]) == (0, "Succeed")

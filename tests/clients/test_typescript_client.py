@@ -2,7 +2,10 @@
 
 clients/typescript: openapi-typescript turns the spec into types, `tsc --noEmit` checks the
 walk-through (src/walkthrough.ts, openapi-fetch) against them, and the compiled walk-through
-registers, logs in, reads its profile and logs out against the live server.
+registers, logs in, reads its profile, makes a group, opens the live socket (ws_url, the
+`ws` package with the token on the upgrade), posts a message over REST and receives it on
+the socket as `message.created`, then logs out, which ends the socket, against the live
+server.
 """
 
 from __future__ import annotations
@@ -48,11 +51,11 @@ def install_packages() -> None:
         run("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
 
 
-def test_typed_walkthrough_registers_logs_in_reads_me_and_logs_out(
+def test_typed_walkthrough_registers_logs_in_posts_receives_on_the_socket_and_logs_out(
     live_server, published, tmp_path
 ):
     """The types generated from a live server's spec check the walk-through, which then runs
-    against the server."""
+    against the server: a message posted over REST arrives on its socket."""
     install_packages()
     url = f"{published.url}/openapi.json"
     generated = run(
@@ -76,14 +79,35 @@ def test_typed_walkthrough_registers_logs_in_reads_me_and_logs_out(
     )
 
     steps = [json.loads(line) for line in output.splitlines()]
-    assert [(s["step"], s["status"], s["code"]) for s in steps] == [
-        ("register", 200, 0),
-        ("login", 200, 0),
-        ("me", 200, 0),
-        ("logout", 200, 0),
-        ("me after logout", 401, 1004),
+    assert [(s["step"], s["status"]) for s in steps] == [
+        ("register", 200),
+        ("login", 200),
+        ("me", 200),
+        ("group", 201),
+        ("socket ready", 101),
+        ("post message", 201),
+        ("message.created", 200),
+        ("logout", 200),
+        ("session.ended", 4410),
+        ("me after logout", 401),
     ]
-    registered, signed_in, me = steps[0], steps[1], steps[2]
+    by_step = {s["step"]: s for s in steps}
+    assert [by_step[name]["code"] for name in ("register", "login", "me", "group")] == [0] * 4
+    assert (by_step["post message"]["code"], by_step["logout"]["code"]) == (0, 0)
+    assert by_step["me after logout"]["code"] == 1004
+    registered, signed_in, me = by_step["register"], by_step["login"], by_step["me"]
     assert me["user"] == registered["user"]
     assert me["email"] is None
     assert signed_in["ws_url"] == f"ws/user/{registered['id']}/"
+
+    # ws_url resolved against the API's base URL; `ready` lists the new group at seq 0.
+    ready = by_step["socket ready"]
+    assert ready["url"] == f"/api/ws/user/{registered['id']}/"
+    assert ready["groups"] == {str(by_step["group"]["id"]): 0}
+    # The frame carries the message the REST answer gave: same id, seq 1 of the new group.
+    posted, live = by_step["post message"], by_step["message.created"]
+    assert (live["id"], live["seq"]) == (posted["id"], posted["seq"]) == (posted["id"], 1)
+    assert live["text"] == "hello from TypeScript"
+    assert live["client_msg_id"].startswith("ts-")
+    assert live["sender"] == registered["id"]
+    assert by_step["session.ended"]["frame"] == {"type": "session.ended", "reason": "logout"}
