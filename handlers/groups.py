@@ -46,8 +46,8 @@ def list_messages(group_id, token_info, limit, cursor=None, after_seq=None):
 
 def post_message(group_id, body, token_info):
     # Counted first, like uploads: a refused or failing post counts too.
-    throttle.spend_message(clients.address(), sessions.active(token_info).user.id)
     sender_id = sessions.active(token_info).user.id
+    throttle.spend_message(clients.address(), sender_id)
     message, created = messages.post_text(
         group_id, sender_id, body["text"], body.get("client_msg_id")
     )
