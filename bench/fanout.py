@@ -21,17 +21,14 @@ See bench/README.md, "Fan-out".
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
 import resource
 import secrets
-import select
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +37,8 @@ from pathlib import Path
 
 from bench import fixtures
 from bench.report import percentile
-from bench.servers import REPO, Server, cpu_seconds, memory_kib
+from bench.run import LoadProcess
+from bench.servers import Server, cpu_seconds, memory_kib
 from im_api.config import Settings
 
 KB = 1024
@@ -174,44 +172,6 @@ def seed(settings: Settings, run_id: str, count: int, sizes: tuple[int, ...]) ->
                 commit()
         seeded[server] = Users(ids, tokens, made)
     return seeded
-
-
-class LoadProcess:
-    """`bench.fanout_load`, one task at a time over its stdin and stdout."""
-
-    def __init__(self, env: dict):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fanout_load"],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def run(self, task: dict, limit: float) -> dict:
-        self.process.stdin.write(json.dumps(task) + "\n")
-        self.process.stdin.flush()
-        ready, _, _ = select.select([self.process.stdout], [], [], limit)
-        if not ready:
-            raise RuntimeError(f"the load process did not finish {task['command']} in {limit} s")
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the load process exited")
-        return json.loads(line)
-
-    def cpu(self) -> float:
-        return cpu_seconds([self.process.pid])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError):  # a broken pipe: it has gone already
-                self.process.stdin.close()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @dataclass
@@ -365,7 +325,7 @@ class FanoutBench:
             server.start()
         for server in self.servers.values():
             server.wait_ready()
-        self.load = LoadProcess(env)
+        self.load = LoadProcess(env, "bench.fanout_load")
         print(self.header(limit), flush=True)
 
         for name, server in self.servers.items():

@@ -158,11 +158,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 class LoadProcess:
-    """The load generator (`bench.load`), one task at a time over its stdin and stdout."""
+    """A load generator (`bench.load`, or `bench.fanout_load` for the fan-out), one task at a
+    time over its stdin and stdout."""
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, module: str = "bench.load"):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.load"],
+            [sys.executable, "-m", module],
             cwd=REPO,
             env=env,
             stdin=subprocess.PIPE,
@@ -176,11 +177,15 @@ class LoadProcess:
         ready, _, _ = select.select([self.process.stdout], [], [], limit)
         if not ready:
             self.stop()
-            raise RuntimeError(f"the load process did not finish {task['operation']} in {limit} s")
+            what = task.get("operation") or task.get("command")
+            raise RuntimeError(f"the load process did not finish {what} in {limit} s")
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError("the load process exited")
         return json.loads(line)
+
+    def cpu(self) -> float:
+        return cpu_seconds([self.process.pid])
 
     def stop(self) -> None:
         """Ends it: at once when idle (its input closes), else after its current task."""
