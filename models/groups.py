@@ -150,22 +150,28 @@ def leave(group: Group, user: User) -> None:
     message shows any more with them. An owner who is no longer a member (left by an
     earlier release's race) is handled the same way.
 
-    Emits member.removed for a member taken out, then group.deleted if the group goes.
+    Emits member.removed for a member taken out of a group that stays, group.deleted when
+    the group goes instead (its last member's sockets hear that the group is gone).
     """
     membership = Membership.get(group=group, user=user)
     if membership is not None:
         membership.delete()
-        events.emit(events.Event("member.removed", group_id=group.id, user_id=user.id))
-    if group.owner != user:
-        return
-    successor = (
-        select(m for m in Membership if m.group == group)
-        .order_by(lambda m: (m.joined_at, m.id))
-        .first()
-    )
-    if successor is not None:
+    if group.owner == user:
+        successor = (
+            select(m for m in Membership if m.group == group)
+            .order_by(lambda m: (m.joined_at, m.id))
+            .first()
+        )
+        if successor is None:
+            _delete(group)
+            return
         group.owner = successor.user
-        return
+    if membership is not None:
+        events.emit(events.Event("member.removed", group_id=group.id, user_id=user.id))
+
+
+def _delete(group: Group) -> None:
+    """Delete the group (no member left) with its messages, and the media they alone showed."""
     shown = {message.media for message in group.messages if message.media is not None}
     events.emit(events.Event("group.deleted", group_id=group.id))
     group.delete()

@@ -431,10 +431,10 @@ def test_members_added_and_removed_and_groups_deleted_reach_the_sockets(api):
     assert a.recv()["message"]["text"] == "after bob left"
     assert b.nothing_pending() == []  # nothing more of that group reaches bob
 
-    # The last member leaves: the group goes with her; she hears of her leaving, then
-    # nothing more of the group (its deletion included).
+    # The last member leaves: the group goes with her, and her sockets hear that it is gone
+    # (group.deleted), then nothing more of it.
     alice.call("DELETE", f"/groups/{group_id}/members/{alice.id}")
-    assert a.recv() == {"type": "member.removed", "group_id": group_id, "user_id": alice.id}
+    assert a.recv() == {"type": "group.deleted", "group_id": group_id}
     assert a.nothing_pending() == []
     a.close(), b.close()
 
