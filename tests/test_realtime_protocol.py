@@ -106,3 +106,18 @@ def test_a_message_is_serialized_once_however_many_sockets_get_it(client, auth, 
             }
             socket.close()  # a client's close, before the test client's exit cancels the app
     assert rendered == [posted.json()["message"]["id"]]
+
+
+def test_test_clients_of_one_app_may_overlap_and_follow_each_other(app):
+    """Each in-process test client runs the app's lifespan on an event loop of its own; the
+    realtime endpoint's startup and shutdown belong to the loop that started it, so clients
+    used at once (the race tests) and one after the other all start and stop cleanly."""
+    with app.test_client() as first:
+        with app.test_client() as second:
+            assert second.get("/api/health").status_code == 200
+        assert first.get("/api/health").status_code == 200
+    with app.test_client() as third:
+        assert third.get("/api/health").status_code == 200
+        with third.websocket_connect("/api/ws/user/1/") as socket:
+            socket.send_json({"type": "auth", "token": "not a token"})
+            assert socket.receive()["code"] == 4401

@@ -34,25 +34,33 @@ LISTEN_WAIT = 5.0
 
 class Realtime:
     def __init__(self, settings: Settings):
-        from models import database
-
         self.settings = settings
-        self.store = store.Store()
-        self.hub = Hub(self.store)
-        if database.is_sqlite(settings):
-            self.source = LocalEvents(self.hub)
-        else:
-            self.source = PostgresListener(self.hub, settings.database_url)
-        self.started = False
+        # Made at each start, on the loop that starts them (their events and tasks belong to
+        # it): `im-api serve` runs one loop per worker process, but each in-process test
+        # client runs the app's lifespan on a loop of its own, several at once in the race
+        # tests.
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.store: store.Store | None = None
+        self.hub: Hub | None = None
+        self.source: LocalEvents | PostgresListener | None = None
         self.stopping = False
 
     # --- Life of the worker -----------------------------------------------------------------
 
     async def startup(self) -> None:
         """Start listening (at the app's startup, or at the first socket without one)."""
-        if self.started:
-            return
-        self.started = True
+        from models import database
+
+        if self.loop is not None and not self.loop.is_closed():
+            return  # started, on this loop or on another one still open (a test client's)
+        self.loop = asyncio.get_running_loop()
+        self.stopping = False
+        self.store = store.Store()
+        self.hub = Hub(self.store)
+        if database.is_sqlite(self.settings):
+            self.source = LocalEvents(self.hub)
+        else:
+            self.source = PostgresListener(self.hub, self.settings.database_url)
         self.hub.start()
         await self.source.start()
         shutdown.before_exit(self.drain)
@@ -66,12 +74,14 @@ class Realtime:
             await asyncio.wait([asyncio.ensure_future(c.closed.wait()) for c in sockets])
 
     async def stop(self) -> None:
+        if self.loop is not asyncio.get_running_loop():
+            return  # another loop started it (see `startup`): that one's shutdown stops it
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.drain(), 1.0)
         await self.source.stop()
         await self.hub.stop()
         self.store.close()
-        self.started = False
+        self.loop = None
 
     async def lifespan(self, app, scope: Scope, receive: Receive, send: Send) -> None:
         """Run `app`'s lifespan with this endpoint's startup and shutdown around it."""
@@ -106,6 +116,7 @@ class Realtime:
         settings = self.settings
         if protocol.token_in_query(scope.get("query_string", b"")):
             return await _close(send, protocol.TOKEN_IN_QUERY)
+        await self.startup()
         rate = protocol.FrameRate(settings.ws_frame_rate, settings.ws_frame_burst)
         token = await self._token(scope, receive, send, rate)
         if token is None:
@@ -116,7 +127,6 @@ class Realtime:
         session_id, user_id, seconds_left = identity
         if route_path(scope)[len(PREFIX) : -1] != str(user_id):
             return await _close(send, protocol.WRONG_USER)
-        await self.startup()
         if not await self._listening():
             return await _close(send, protocol.RESUME)
 
