@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import Flaky
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.parameters import ParameterLocation
 
 from conformance import auth, checks
 from conformance.settings import EXAMPLES
@@ -82,8 +83,15 @@ class LinkFollower:
             # The operation takes the token (the providers marked it): the chain's account.
             input.case.headers["Authorization"] = f"Bearer {parent.token}"
             field = PASSWORD_FIELDS.get(input.case.operation.definition.raw.get("operationId"))
-            if field and parent.password and isinstance(input.case.body, dict):
-                input.case.body[field] = parent.password
+            # The chain's real password, so the step can succeed; never into a body generated
+            # to break the schema: a valid password there turns it into a valid request, which
+            # the server rightly accepts and schemathesis would report as invalid data let in.
+            negative_body = input.case.meta is not None and input.case.meta.is_negative_at(
+                ParameterLocation.BODY
+            )
+            body = input.case.body
+            if field and parent.password and isinstance(body, dict) and not negative_body:
+                body[field] = parent.password
             acted_as = parent
         else:
             auth.resolve(input.case, mark)
