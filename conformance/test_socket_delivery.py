@@ -82,6 +82,24 @@ def test_messages_of_a_group_arrive_in_seq_order_without_gaps(world):
         assert seqs == list(range(1, 21))
 
 
+def test_the_longest_messages_arrive_exactly_and_in_order_between_short_ones(world):
+    """4000 characters of CJK and emoji (13 KB of UTF-8 in the frame) between short messages:
+    each socket gets every one, exactly as the REST answer, in seq order. (A server may
+    carry frames between its processes in notifications of limited size: such a frame must
+    take another way, not be lost.)"""
+    alice, bob = world.account(), world.account()
+    group = world.group(alice, bob)
+    sockets = [world.live_socket(alice), world.live_socket(bob), world.live_socket(bob)]
+    longest = ("你好😀" * 1334)[:4000]
+
+    posted = [world.say(group, alice, text) for text in (longest, "short", longest[::-1], "again")]
+
+    assert [m["text"] for m in posted] == [longest, "short", longest[::-1], "again"]
+    for socket in sockets:
+        for message in posted:
+            assert socket.expect("message.created")["message"] == message
+
+
 def test_member_added_reaches_the_group_and_the_new_member_who_then_gets_its_messages(world):
     """POST /groups/{id}/members: member.added to the members and the new one; then its messages."""
     alice, bob = world.account(), world.account()

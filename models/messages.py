@@ -104,11 +104,18 @@ def _by_client_id(group_id: int, sender_id: int, client_msg_id: str) -> Message 
 
 
 def _new(group: Group, sender: User, **fields) -> Message:
-    """The message with the group's next seq, flushed, its event emitted (sent on commit)."""
+    """The message with the group's next seq, flushed, its event emitted (sent on commit)
+    with its frame: rendered here once, the hubs of every process send it as it is."""
+    from im_api.realtime import protocol  # late: the realtime package imports the models
+
     seq = _next_seq(group.id)
     message = Message(group=group, sender=sender, seq=seq, created_at=now(), **fields)
     flush()
-    events.emit(events.Event("message.created", group_id=group.id, seq=seq, message_id=message.id))
+    frame = protocol.message_created(view(message))
+    event = events.Event(
+        "message.created", group_id=group.id, seq=seq, message_id=message.id, frame=frame
+    )
+    events.emit(event)
     return message
 
 

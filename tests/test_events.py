@@ -11,6 +11,7 @@ import json
 import select
 import threading
 import time
+from unittest.mock import ANY
 
 import psycopg2
 import pytest
@@ -166,6 +167,7 @@ def test_a_failing_subscriber_neither_fails_the_commit_nor_stops_the_others(
     "event",
     [
         Event("message.created", group_id=2**62, seq=1, message_id=2**63 - 1),
+        Event("message.created", group_id=1, seq=2, message_id=3, frame='{"text":"\u4f60 \\""}'),
         Event("member.added", group_id=1, user_id=2),
         Event("member.removed", group_id=1, user_id=2),
         Event("group.deleted", group_id=3),
@@ -173,11 +175,12 @@ def test_a_failing_subscriber_neither_fails_the_commit_nor_stops_the_others(
     ],
     ids=lambda e: e.kind,
 )
-def test_encode_and_decode_are_inverse_and_carry_ids_only(event):
+def test_encode_and_decode_are_inverse_and_carry_ids_and_the_frame_only(event):
     payload = events.encode(event)
     assert events.decode(payload) == event
-    assert " " not in payload and len(payload) < 200
+    assert len(payload) < 200
     assert set(json.loads(payload)) <= {f for f in Event.__dataclass_fields__}
+    assert (" " in payload) == (" " in (event.frame or ""))  # compact: the frame's own only
 
 
 @pytest.mark.parametrize(
@@ -191,6 +194,7 @@ def test_encode_and_decode_are_inverse_and_carry_ids_only(event):
         '{"kind": "group.deleted", "extra": 1}',
         "{",
         '{"kind": "session.ended", "session_ids": 5}',
+        '{"kind": "message.created", "group_id": 1, "seq": 1, "frame": {"type": "x"}}',
     ],
 )
 def test_decode_refuses_what_encode_never_writes(payload):
@@ -208,6 +212,21 @@ def test_a_session_ended_for_very_many_sessions_is_split_to_fit_a_notification(h
     assert all(len(events.encode(p).encode()) < 8000 for p in parts)
     assert tuple(i for p in parts for i in p.session_ids) == ids
     assert {(p.kind, p.user_id, p.reason) for p in parts} == {("session.ended", 1, "logout")}
+
+
+def test_a_message_whose_frame_would_not_fit_a_notification_goes_without_it(heard, someone):
+    """4000 characters of CJK are 12000 bytes of UTF-8: the event goes with ids only (the
+    hub reads the message), a shorter one with its frame, each once."""
+    long_frame = json.dumps({"text": "\u4f60" * 4000}, ensure_ascii=False)
+    short_frame = json.dumps({"text": "\u4f60" * 100}, ensure_ascii=False)
+    with db_session:
+        _change_something()
+        events.emit(Event("message.created", group_id=1, seq=1, message_id=1, frame=long_frame))
+        events.emit(Event("message.created", group_id=1, seq=2, message_id=2, frame=short_frame))
+    assert heard.events() == [
+        Event("message.created", group_id=1, seq=1, message_id=1),
+        Event("message.created", group_id=1, seq=2, message_id=2, frame=short_frame),
+    ]
 
 
 # --- What the operations emit ---------------------------------------------------------------
@@ -238,17 +257,26 @@ def test_posting_text_or_an_upload_emits_message_created_with_its_seq(client, au
     files = {"file": ("a.txt", b"hello")}
     upload = client.post(f"/api/groups/{group_id}/upload_file", files=files, headers=alice)
     assert (text.status_code, upload.status_code) == (201, 201), (text.text, upload.text)
-    assert heard.events() == [
-        Event("message.created", group_id=group_id, seq=1, message_id=text.json()["message"]["id"]),
-        Event("message.created", group_id=group_id, seq=2, message_id=upload.json()["message_id"]),
+    posted = text.json()["message"]
+    uploaded = client.get(f"/api/groups/{group_id}/messages", headers=alice).json()["messages"]
+    uploaded = next(m for m in uploaded if m["id"] == upload.json()["message_id"])
+    found = heard.events()
+    assert found == [
+        Event("message.created", group_id=group_id, seq=1, message_id=posted["id"], frame=ANY),
+        Event("message.created", group_id=group_id, seq=2, message_id=uploaded["id"], frame=ANY),
     ]
+    # Each brings its frame as sockets get it (the media URL's signature aside).
+    first, second = found
+    assert json.loads(first.frame) == {"type": "message.created", "message": posted}
+    unsigned = {**uploaded, "url": ANY}
+    assert json.loads(second.frame) == {"type": "message.created", "message": unsigned}
     # The same client_msg_id again answers the first message and emits nothing.
     body = {"text": "once", "client_msg_id": "c-1"}
     url = f"/api/groups/{group_id}/messages"
     first = client.post(url, json=body, headers=alice).json()["message"]
     assert client.post(url, json=body, headers=alice).status_code == 200
     assert heard.events() == [
-        Event("message.created", group_id=group_id, seq=3, message_id=first["id"])
+        Event("message.created", group_id=group_id, seq=3, message_id=first["id"], frame=ANY)
     ]
 
 

@@ -67,16 +67,14 @@ def test_the_frame_rate_allows_a_burst_then_the_rate():
 def test_a_message_is_serialized_once_however_many_sockets_get_it(client, auth, monkeypatch):
     """The in-process app (the test client's sockets): three members' sockets, one post,
     one `message.created` frame rendered."""
-    from im_api.realtime import store
-
     rendered = []
-    render = store.message_frame
+    render = protocol.message_created
 
     def counting(message):
         rendered.append(message["id"])
         return render(message)
 
-    monkeypatch.setattr(store, "message_frame", counting)
+    monkeypatch.setattr(protocol, "message_created", counting)
     users = [auth.register(name) for name in ("alice", "bob", "carol")]
     owner = auth.header(users[0]["token"])
     group_id = client.post("/api/groups", json={"name": "g"}, headers=owner).json()["group"]["id"]

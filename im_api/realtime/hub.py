@@ -3,9 +3,10 @@ that turns database events (models.events) into frames.
 
 Events arrive in commit order (PostgreSQL delivers notifications so; on SQLite the hub puts
 each group's messages in seq order itself, see `_spans`). Each is handled in that order, so
-a removal applies before any later message, and a batch of events that came together costs
-one database round trip: a message is loaded and serialized once, the same text is queued
-on every socket that gets it.
+a removal applies before any later message. A message's event brings its frame, serialized
+once where the message was made, and the same text is queued on every socket that gets it;
+the database is read only to fill a gap in a group's seq (or for a frame too long for a
+notification), at most once per batch of events that came together.
 """
 
 from __future__ import annotations
@@ -156,7 +157,10 @@ class Hub:
             kind = event.kind
             if kind == "message.created":
                 touched.add(event.group_id)
-                self._message(event, messages.get(event.group_id, ()))
+                frames = messages.get(event.group_id)
+                if frames is None:  # nothing read: the event's own frame, if it has one
+                    frames = ((event.seq, event.frame),) if event.frame is not None else ()
+                self._message(event, frames)
             elif kind == "member.added":
                 text = member_frames.get((event.group_id, event.user_id))
                 self._send(self._group_and_user(event), event, text)
@@ -181,16 +185,25 @@ class Hub:
         return user_id is not None and user_id in self.by_user
 
     def _spans(self, batch: list) -> dict[int, tuple[int, int]]:
-        """Per group with sockets, the seq range to load: from the last one handed out to the
-        highest in the batch, so a message whose event came late (SQLite's threads call back
-        in any order) or not at all still goes out, in seq order."""
+        """Per group with sockets whose events leave a gap in its seq (SQLite's threads call
+        back in any order, or an event is lost) or come without their frame, the seq range to
+        load: from the last one handed out to the highest in the batch, so every message
+        still goes out, in seq order. A group whose events follow on one another with their
+        frames needs nothing read."""
         spans: dict[int, tuple[int, int]] = {}
+        reached: dict[int, int] = {}  # per group, the highest seq of the batch so far
+        gapped: set[int] = set()
         for event in batch:
             if event.kind != "message.created" or not self._heard(event.group_id):
                 continue
             group_id, seq = event.group_id, event.seq
+            last = reached.get(group_id, self.last_seq.get(group_id, seq - 1))
+            if seq > last and (seq != last + 1 or event.frame is None):
+                gapped.add(group_id)
+            reached[group_id] = max(last, seq)
             low, high = spans.get(group_id, (self.last_seq.get(group_id, seq - 1), seq))
             spans[group_id] = (min(low, seq - 1), max(high, seq))
+        spans = {group_id: span for group_id, span in spans.items() if group_id in gapped}
         for group_id, (low, high) in spans.items():
             low = max(low, self.last_seq.get(group_id, low))
             spans[group_id] = (max(low, high - MAX_SPAN), high)

@@ -138,6 +138,11 @@ def dumps(frame: dict) -> str:
 PONG = dumps({"type": "pong"})
 
 
+def message_created(message: dict) -> str:
+    """The `message.created` frame of a message (its `models.messages.view`)."""
+    return dumps({"type": "message.created", "message": message})
+
+
 def session_ended(reason: str) -> str:
     return dumps({"type": "session.ended", "reason": reason})
 

@@ -16,6 +16,7 @@ from pony.orm import db_session, select
 
 from im_api import security
 from im_api.config import now
+from im_api.realtime import protocol
 from im_api.realtime.protocol import dumps
 from models.entities import Group, Membership, Message, Session, User
 
@@ -79,7 +80,7 @@ def message_frames(spans: dict[int, tuple[int, int]]) -> dict[int, list[tuple[in
             found = select(
                 m for m in Message if m.group.id == group_id and m.seq > low and m.seq <= high
             ).order_by(lambda m: m.seq)
-            frames[group_id] = [(m.seq, message_frame(messages.view(m))) for m in found]
+            frames[group_id] = [(m.seq, protocol.message_created(messages.view(m))) for m in found]
     return frames
 
 
@@ -96,7 +97,7 @@ def replay(user_id: int, group_id: int, after: int) -> list[tuple[int, str]] | N
             .order_by(lambda m: m.seq)
             .limit(PAGE)
         )
-        return [(m.seq, message_frame(messages.view(m))) for m in found]
+        return [(m.seq, protocol.message_created(messages.view(m))) for m in found]
 
 
 def frames(
@@ -119,7 +120,3 @@ def member_frame(group_id: int, user_id: int) -> str | None:
         return dumps(
             {"type": "member.added", "group_id": group_id, "user": users.member_view(user)}
         )
-
-
-def message_frame(message: dict) -> str:
-    return dumps({"type": "message.created", "message": message})
