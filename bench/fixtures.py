@@ -40,15 +40,26 @@ class Fixtures:
 
 
 def wipe_postgres(url: str) -> None:
-    """Drop every table of the bench database, so the tables match today's entities."""
+    """Drop every table of the bench database, so the tables match today's entities; make
+    the database first when the server has none of that name."""
     import psycopg2
 
-    database_name = urlsplit(url).path.lstrip("/")
+    parts = urlsplit(url)
+    database_name = parts.path.lstrip("/")
     if "bench" not in database_name:
         raise SystemExit(
             f"Refusing to wipe PostgreSQL database {database_name!r}: the bench drops its "
             "tables, so its name must contain 'bench' (e.g. test_bench)."
         )
+    admin = psycopg2.connect(parts._replace(path="/postgres").geturl())
+    try:
+        admin.autocommit = True  # CREATE DATABASE cannot run in a transaction
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database_name,))
+            if cursor.fetchone() is None:
+                cursor.execute(f'CREATE DATABASE "{database_name}"')
+    finally:
+        admin.close()
     connection = psycopg2.connect(url)
     try:
         with connection, connection.cursor() as cursor:
