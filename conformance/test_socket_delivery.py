@@ -84,9 +84,9 @@ def test_messages_of_a_group_arrive_in_seq_order_without_gaps(world):
 
 def test_the_longest_messages_arrive_exactly_and_in_order_between_short_ones(world):
     """4000 characters of CJK and emoji (13 KB of UTF-8 in the frame) between short messages:
-    each socket gets every one, exactly as the REST answer, in seq order. (A server may
-    carry frames between its processes in notifications of limited size: such a frame must
-    take another way, not be lost.)"""
+    each socket gets every one, exactly as the REST answer, in seq order. (A frame this long
+    does not fit a PostgreSQL notification, for one: whatever way a server passes frames
+    between its parts, none may be cut or lost.)"""
     alice, bob = world.account(), world.account()
     group = world.group(alice, bob)
     sockets = [world.live_socket(alice), world.live_socket(bob), world.live_socket(bob)]

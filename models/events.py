@@ -12,11 +12,12 @@ transaction commits, however it commits (the request's `db_session`, or an expli
   commit hands it to the local subscribers right after the commit succeeds, and a rollback
   (or a dropped connection) discards it.
 
-A payload carries ids, and a `message.created` its frame as sockets get it, rendered once in
-the transaction that makes the message, so no process reads the message back to send it.
-It stays under PostgreSQL's 8000-byte limit on a notification: a `message.created` whose
-frame would not fit goes without it (every hub then reads the message from the database),
-and a `session.ended` for a user with very many sessions is sent as several events.
+A `message.created` event is made with its frame as sockets get it, rendered once in the
+transaction that makes the message; on SQLite the hub sends that text and reads nothing
+back. A notification carries ids only (DESIGN.md, Fan-out), so on PostgreSQL the frame
+stays behind and each worker's hub reads the message from the database. A payload stays
+well under PostgreSQL's 8000-byte limit on a notification: an event too long for it, a
+`session.ended` for a user with very many sessions, is sent as several events.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ class Event:
     message_id: int | None = None
     session_ids: tuple[int, ...] = ()
     reason: str | None = None
-    frame: str | None = None  # message.created: the frame's text, when it fits (see above)
+    frame: str | None = None  # message.created: the frame's text; never in a notification
 
+
+# The fields a notification carries (all but the frame), in order, the kind first.
+_NOTIFIED = tuple(field for field in dataclasses.fields(Event) if field.name != "frame")
 
 Subscriber = Callable[[Event], None]
 
@@ -79,14 +83,14 @@ def emit(event: Event) -> None:
 
 
 def encode(event: Event) -> str:
-    """Compact JSON of the fields that are set (ids, the kind, the reason, the frame); text
-    as is, not escaped to ASCII, so a frame in another script takes fewer bytes."""
+    """Compact JSON of the fields that are set (ids, the kind, the reason), the frame left
+    out: a notification carries ids only."""
     fields = {"kind": event.kind}
-    for field in dataclasses.fields(Event)[1:]:
+    for field in _NOTIFIED[1:]:
         value = getattr(event, field.name)
         if value is not None and value != ():
             fields[field.name] = list(value) if field.name == "session_ids" else value
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(fields, separators=(",", ":"))
 
 
 def decode(payload: str) -> Event:
@@ -95,7 +99,7 @@ def decode(payload: str) -> Event:
         fields = json.loads(payload)
         if not isinstance(fields, dict) or fields.get("kind") not in KINDS:
             raise ValueError("not an event")
-        known = {field.name for field in dataclasses.fields(Event)}
+        known = {field.name for field in _NOTIFIED}
         if set(fields) - known:
             raise ValueError(f"unknown fields {sorted(set(fields) - known)}")
         if "session_ids" in fields:
@@ -105,8 +109,6 @@ def decode(payload: str) -> Event:
                 raise ValueError(f"{name} is not an integer")
         if any(type(i) is not int for i in fields.get("session_ids", ())):
             raise ValueError("session_ids are not integers")
-        if "frame" in fields and type(fields["frame"]) is not str:
-            raise ValueError("frame is not a string")
         return Event(**fields)
     except (TypeError, json.JSONDecodeError) as error:
         raise ValueError(f"not an event: {error}") from None
@@ -129,11 +131,7 @@ def unsubscribe(callback: Subscriber) -> None:
 
 def _split(event: Event) -> list[Event]:
     """The event as one or more events, each with a payload PostgreSQL accepts."""
-    if len(encode(event).encode()) <= MAX_PAYLOAD:
-        return [event]
-    if event.frame is not None:
-        return _split(dataclasses.replace(event, frame=None))
-    if len(event.session_ids) <= 1:
+    if len(encode(event).encode()) <= MAX_PAYLOAD or len(event.session_ids) <= 1:
         return [event]
     half = len(event.session_ids) // 2
     return [

@@ -105,7 +105,7 @@ def _by_client_id(group_id: int, sender_id: int, client_msg_id: str) -> Message 
 
 def _new(group: Group, sender: User, **fields) -> Message:
     """The message with the group's next seq, flushed, its event emitted (sent on commit)
-    with its frame: rendered here once, the hubs of every process send it as it is."""
+    with its frame, rendered here once: this process's hub sends it as it is (SQLite)."""
     from im_api.realtime import protocol  # late: the realtime package imports the models
 
     seq = _next_seq(group.id)

@@ -3,10 +3,11 @@ that turns database events (models.events) into frames.
 
 Events arrive in commit order (PostgreSQL delivers notifications so; on SQLite the hub puts
 each group's messages in seq order itself, see `_spans`). Each is handled in that order, so
-a removal applies before any later message. A message's event brings its frame, serialized
-once where the message was made, and the same text is queued on every socket that gets it;
-the database is read only to fill a gap in a group's seq (or for a frame too long for a
-notification), at most once per batch of events that came together.
+a removal applies before any later message. A message is serialized once and the same text
+is queued on every socket that gets it. On SQLite its event brings that frame, made where
+the message was, and the database is read only to fill a gap in a group's seq; on
+PostgreSQL a notification carries ids only, so the hub reads the messages of a batch of
+events that came together in one database round trip.
 """
 
 from __future__ import annotations
@@ -186,10 +187,10 @@ class Hub:
 
     def _spans(self, batch: list) -> dict[int, tuple[int, int]]:
         """Per group with sockets whose events leave a gap in its seq (SQLite's threads call
-        back in any order, or an event is lost) or come without their frame, the seq range to
-        load: from the last one handed out to the highest in the batch, so every message
-        still goes out, in seq order. A group whose events follow on one another with their
-        frames needs nothing read."""
+        back in any order, or an event is lost) or come without their frame (every
+        notification), the seq range to load: from the last one handed out to the highest in
+        the batch, so every message still goes out, in seq order. A group whose events follow
+        on one another with their frames needs nothing read."""
         spans: dict[int, tuple[int, int]] = {}
         reached: dict[int, int] = {}  # per group, the highest seq of the batch so far
         gapped: set[int] = set()
