@@ -12,10 +12,10 @@ transaction commits, however it commits (the request's `db_session`, or an expli
   commit hands it to the local subscribers right after the commit succeeds, and a rollback
   (or a dropped connection) discards it.
 
-A `message.created` event is made with its frame as sockets get it, rendered once in the
-transaction that makes the message; on SQLite the hub sends that text and reads nothing
-back. A notification carries ids only (DESIGN.md, Fan-out), so on PostgreSQL the frame
-stays behind and each worker's hub reads the message from the database. A payload stays
+On SQLite a `message.created` event is made with its frame as sockets get it, rendered once
+in the transaction that makes the message, and the hub sends that text and reads nothing
+back. A notification carries ids only (DESIGN.md, Fan-out): on PostgreSQL no frame is made,
+and each worker's hub reads the message from the database. A payload stays
 well under PostgreSQL's 8000-byte limit on a notification: an event too long for it, a
 `session.ended` for a user with very many sessions, is sent as several events.
 """
@@ -80,6 +80,12 @@ def emit(event: Event) -> None:
         else:
             _hook(db.provider)
             _pending().append(part)
+
+
+def in_process() -> bool:
+    """Whether events reach the hub as they were made (SQLite), not as notifications: only
+    then is a frame made with an event any use."""
+    return db.provider_name != "postgres"
 
 
 def encode(event: Event) -> str:

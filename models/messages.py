@@ -104,14 +104,15 @@ def _by_client_id(group_id: int, sender_id: int, client_msg_id: str) -> Message 
 
 
 def _new(group: Group, sender: User, **fields) -> Message:
-    """The message with the group's next seq, flushed, its event emitted (sent on commit)
-    with its frame, rendered here once: this process's hub sends it as it is (SQLite)."""
+    """The message with the group's next seq, flushed, its event emitted (sent on commit).
+    On SQLite the event brings the message's frame, rendered here once, and the hub sends it
+    as it is; a notification (PostgreSQL) carries ids only, so no frame is made for it."""
     from im_api.realtime import protocol  # late: the realtime package imports the models
 
     seq = _next_seq(group.id)
     message = Message(group=group, sender=sender, seq=seq, created_at=now(), **fields)
     flush()
-    frame = protocol.message_created(view(message))
+    frame = protocol.message_created(view(message)) if events.in_process() else None
     event = events.Event(
         "message.created", group_id=group.id, seq=seq, message_id=message.id, frame=frame
     )
