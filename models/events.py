@@ -15,9 +15,9 @@ transaction commits, however it commits (the request's `db_session`, or an expli
 On SQLite a `message.created` event is made with its frame as sockets get it, rendered once
 in the transaction that makes the message, and the hub sends that text and reads nothing
 back. A notification carries ids only (DESIGN.md, Fan-out): on PostgreSQL no frame is made,
-and each worker's hub reads the message from the database. A payload stays
-well under PostgreSQL's 8000-byte limit on a notification: an event too long for it, a
-`session.ended` for a user with very many sessions, is sent as several events.
+and each worker's hub reads the message from the database. A payload stays well under
+PostgreSQL's 8000-byte limit on a notification: an event too long for it, a `session.ended`
+for a user with very many sessions, is sent as several events.
 """
 
 from __future__ import annotations
