@@ -137,6 +137,7 @@ def test_serve_logs_where_it_listens_and_one_line_per_request(tmp_path):
 
     assert f"Database schema: made version {HEAD} on an empty database" in log
     assert "HTTP/1.1" not in log, "uvicorn's own access log is on"
+    assert "Warning" not in log and "Traceback" not in log, log
     if "AccessLogMiddleware" not in Path(im_api.app.__file__).read_text():
         pytest.skip("im_api/app.py does not install im_api.access_log.AccessLogMiddleware yet")
     assert len(re.findall(r"im_api\.access: POST /api/user/register 200 \d+\.\d ms", log)) == 1
