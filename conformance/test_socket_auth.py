@@ -30,6 +30,14 @@ def refused_with(socket, code: int, timeout: float = 5.0) -> None:
     assert not [f for f in socket.received if f["type"] not in ("error",)], socket.received
 
 
+def refused_by_header_and_by_frame(url: str, token: str, code: int) -> None:
+    """`token` on the upgrade's header, then in a first `auth` frame: each closed with `code`."""
+    refused_with(open_socket(url, token), code)
+    socket = open_socket(url)
+    socket.send({"type": "auth", "token": token})
+    refused_with(socket, code)
+
+
 def assert_authenticated(socket) -> None:
     """An authenticated socket answers `ping` with `pong`, and `sync` with `ready`."""
     socket.send({"type": "ping"})
@@ -92,11 +100,9 @@ def test_a_revoked_token_is_refused_with_4401(world):
     """A token whose session logged out: close 4401, by header and by frame."""
     account = world.account()
     assert world.api.post("/user/logout", headers=socket_client.bearer(account["token"])).is_success
-    url = world.server.user_socket_url(account["user"]["id"])
-    refused_with(open_socket(url, account["token"]), 4401)
-    socket = open_socket(url)
-    socket.send({"type": "auth", "token": account["token"]})
-    refused_with(socket, 4401)
+    refused_by_header_and_by_frame(
+        world.server.user_socket_url(account["user"]["id"]), account["token"], 4401
+    )
 
 
 def test_an_expired_token_is_refused_with_4401(world):
@@ -146,11 +152,9 @@ def test_no_auth_frame_within_the_timeout_is_refused_with_4401(world):
 def test_a_token_of_another_user_is_refused_with_4403(world):
     """A valid token on another user's socket: close 4403, by header and by frame."""
     alice, bob = world.account(), world.account()
-    url = world.server.user_socket_url(bob["user"]["id"])
-    refused_with(open_socket(url, alice["token"]), 4403)
-    socket = open_socket(url)
-    socket.send({"type": "auth", "token": alice["token"]})
-    refused_with(socket, 4403)
+    refused_by_header_and_by_frame(
+        world.server.user_socket_url(bob["user"]["id"]), alice["token"], 4403
+    )
 
 
 def test_a_socket_of_a_user_that_does_not_exist_is_refused(world):
