@@ -1,7 +1,7 @@
 """The baseline: a bare Flask app doing the same database work as the API, without Connexion.
 
 Each route parses the request by hand (JSON body, bearer token, path and query values),
-checks the token with the same `im_api.security.token_info`, and calls the very handler
+checks the token with the same `im_core.security.token_info`, and calls the very handler
 function the API routes to (`handlers.user.change_name`, ...) inside one Pony `db_session`,
 exactly as `im_api.app.in_db_session` does. So the database work is identical by
 construction (for change_name: verify the token, load the session, rename the user,
@@ -35,10 +35,10 @@ from flask import Flask, jsonify, request
 from pony.orm import db_session
 from werkzeug.exceptions import HTTPException
 
-from im_api import config, security
-from im_api.config import Settings
-from im_api.errors import ApiError, Error
 from im_api.limits import limit_for
+from im_core import config, security
+from im_core.config import Settings
+from im_core.errors import ApiError, Error
 from models import database
 
 # route, methods, the handler the spec routes it to, whether it needs the bearer token
@@ -59,7 +59,7 @@ QUERY_DEFAULTS = {"limit": 50, "cursor": None}
 def upload_file(group_id, token_info):
     """The bare-Flask upload: Werkzeug's multipart parsing, then what `handlers.media` does."""
     from models import groups, messages, sessions, throttle
-    from models.storage import Spool
+    from models.spool import Spool
 
     limit = config.current().max_file_bytes
     part = request.files.get("file")

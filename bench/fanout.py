@@ -39,7 +39,7 @@ from bench import fixtures
 from bench.report import percentile
 from bench.run import LoadProcess
 from bench.servers import Server, cpu_seconds, memory_kib
-from im_api.config import Settings
+from im_core.config import Settings
 
 KB = 1024
 TARGET_RATIO = 0.7
@@ -140,8 +140,8 @@ def seed(settings: Settings, run_id: str, count: int, sizes: tuple[int, ...]) ->
     group's seq by loading the messages it did not hear of."""
     from pony.orm import commit, db_session
 
-    from im_api import config, security
-    from im_api.config import now
+    from im_core import config, security
+    from im_core.config import now
     from models import database, groups, sessions, users
     from models.entities import Membership, User
 

@@ -8,7 +8,7 @@ per group, and a POST that fans a message out to them.
   without any check; `sync` looks up the user's groups in the database (the API does that
   work too) and answers `ready`; `ping` gets `pong`.
 - `POST /api/groups/{id}/messages` checks the bearer token with the API's own
-  `im_api.security.token_info` and runs the API's own handler (`handlers.groups.post_message`)
+  `im_core.security.token_info` and runs the API's own handler (`handlers.groups.post_message`)
   in a thread inside a Pony `db_session`, as the API does: the same database work (in a
   bare Flask request context, where the handler finds the client address). Then it
   renders `{"type": "message.created", "message": ...}` once, serializes it once, and
@@ -40,8 +40,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from im_api import config, security
-from im_api.config import Settings
+from im_core import config, security
+from im_core.config import Settings
 from models import database
 
 # group id: the open, synced sockets of its members

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 from pony.orm import db_session
 
 from bench.load import multipart
-from im_api import config, security
-from im_api.config import Settings
+from im_core import config, security
+from im_core.config import Settings
 from models import database, sessions, users
 
 PASSWORD = "bench password"

@@ -33,7 +33,7 @@ from pathlib import Path
 from bench import fixtures
 from bench.run import LoadProcess
 from bench.servers import Server
-from im_api.config import Settings
+from im_core.config import Settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -46,7 +46,7 @@ from bench.servers import (
     memory_kib,
     reset_peak,
 )
-from im_api.config import Settings
+from im_core.config import Settings
 
 OPERATIONS = {
     "me": "GET /user/me: token, session, profile",

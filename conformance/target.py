@@ -34,7 +34,7 @@ class Target:
     base_url: str
     app: Any | None = None  # the ASGI app in-process; None for a live server
     secret_keys: list[str] = field(default_factory=list)
-    settings: Any | None = None  # in-process: the app's `im_api.config.Settings`
+    settings: Any | None = None  # in-process: the app's `im_core.config.Settings`
 
     @property
     def is_live(self) -> bool:
@@ -44,7 +44,7 @@ class Target:
         """In-process: install our app's settings and keys process-wide (the factory did once)."""
         if self.settings is None:
             return
-        from im_api import config, security
+        from im_core import config, security
 
         config.install(self.settings)
         security.configure(self.settings)
@@ -148,7 +148,7 @@ def current() -> Target:
 def in_process(**overrides) -> Target:
     """A new app built in-process, on a temporary folder removed when the process ends."""
     from im_api.app import create_app
-    from im_api.config import Settings
+    from im_core.config import Settings
 
     folder = Path(tempfile.mkdtemp(prefix="im-conformance-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers import SUCCEED
 from im_api import clients
-from im_api.errors import ApiError, Error
+from im_core.errors import ApiError, Error
 from models import groups, messages, sessions, throttle
 
 

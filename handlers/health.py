@@ -2,7 +2,7 @@
 
 from pony.orm import select
 
-from im_api.errors import ApiError, Error
+from im_core.errors import ApiError, Error
 from models.entities import User
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers import SUCCEED
 from im_api import clients, uploads
-from models import codes, media, sessions, throttle, users
+from models import codes, media, profiles, sessions, throttle, users
 from models.present import utc_iso
 
 
@@ -14,7 +14,7 @@ def _signed_in(user, token, session) -> dict:
         "token": token,
         "expires_at": utc_iso(session.expires_at),
         "ws_url": f"ws/user/{user.id}/",
-        "user": users.view(user),
+        "user": profiles.view(user),
     }
 
 
@@ -57,7 +57,7 @@ def cancel_account(body, token_info):
 
 
 def get_me(token_info):
-    return {**SUCCEED, "user": users.view(sessions.active(token_info).user)}
+    return {**SUCCEED, "user": profiles.view(sessions.active(token_info).user)}
 
 
 def change_name(body, token_info):
@@ -85,4 +85,4 @@ def change_image(token_info):
     content_type = media.inspect(upload.spool, "avatar")
     user = sessions.locked(token_info).user
     media.change_avatar(user, upload.spool, upload.filename, content_type)
-    return {**SUCCEED, "url": users.avatar_url(user)}
+    return {**SUCCEED, "url": profiles.avatar_url(user)}

@@ -33,13 +33,13 @@ from pony.orm import db_session
 from pony.orm.dbapiprovider import OperationalError as DatabaseUnavailable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from im_api import security
-from im_api.config import Settings
 from im_api.envelope import send_error
-from im_api.errors import ApiError, Error, too_many_uploads
 from im_api.limits import content_length
 from im_api.paths import route_path, upload_group, upload_kind
 from im_api.upload_slots import UploadSlots
+from im_core import security
+from im_core.config import Settings
+from im_core.errors import ApiError, Error, too_many_uploads
 from models import groups, sessions
 
 logger = logging.getLogger(__name__)

@@ -15,14 +15,15 @@ from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from pony.orm import db_session
 
-from im_api import clients, config, cors, envelope, json_body, published_spec, security, speed
+from im_api import clients, cors, envelope, json_body, published_spec, speed
 from im_api.access_log import AccessLogMiddleware
-from im_api.config import Settings
 from im_api.front import Front
 from im_api.limits import BodyLimitMiddleware
 from im_api.overload import RequestThreads
 from im_api.realtime import Realtime
 from im_api.validation import BODY_VALIDATORS
+from im_core import config, security
+from im_core.config import Settings
 from models import database, stores
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"

@@ -9,7 +9,7 @@ import os
 import sys
 from importlib import metadata
 
-from im_api.config import Settings, SettingsError
+from im_core.config import Settings, SettingsError
 
 logger = logging.getLogger("im_api")
 

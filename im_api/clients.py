@@ -12,7 +12,7 @@ import flask
 from connexion.middleware import MiddlewarePosition
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from im_api.config import Settings
+from im_core.config import Settings
 
 
 def install(app, settings: Settings) -> None:

@@ -12,8 +12,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
-from im_api.config import Settings
-from im_api.errors import Error
+from im_core.config import Settings
+from im_core.errors import Error
 
 # Headers a frontend needs to read: when to retry a 429, the media's validator and file name,
 # and what part of it a 206 holds.

@@ -17,8 +17,8 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from im_api.config import Settings
 from im_api.serving import SEND_FILE, FileSlot
+from im_core.config import Settings
 from models import stores
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from pony.orm.dbapiprovider import OperationalError as DatabaseUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
-from im_api.errors import ApiError, Error
+from im_core.errors import ApiError, Error
 
 logger = logging.getLogger(__name__)
 

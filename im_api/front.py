@@ -6,9 +6,9 @@ from connexion import FlaskApp
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from im_api.admission import UploadAdmission
-from im_api.config import Settings
 from im_api.downloads import MediaDownloads
 from im_api.paths import MEDIA_PREFIX, WEBSOCKET, route_path, upload_kind
+from im_core.config import Settings
 
 
 class Front:

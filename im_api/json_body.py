@@ -24,7 +24,7 @@ import flask
 from connexion.middleware import MiddlewarePosition
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from im_api.errors import ApiError, Error
+from im_core.errors import ApiError, Error
 
 # The key of the validated body in the ASGI scope (a2wsgi passes the scope to Flask's
 # environ as `asgi.scope`).

@@ -12,10 +12,10 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from im_api import uploads
-from im_api.config import Settings
 from im_api.envelope import send_error
-from im_api.errors import ApiError, Error
 from im_api.paths import route_path, upload_kind
+from im_core.config import Settings
+from im_core.errors import ApiError, Error
 
 # Room for the multipart framing around the file (boundaries, part headers, filename).
 MULTIPART_OVERHEAD = 64 * 1024

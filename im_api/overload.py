@@ -18,8 +18,8 @@ import logging
 from a2wsgi import WSGIMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from im_api.config import Settings
-from im_api.errors import server_busy
+from im_core.config import Settings
+from im_core.errors import server_busy
 
 logger = logging.getLogger(__name__)
 

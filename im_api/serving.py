@@ -21,7 +21,7 @@ import flask
 from werkzeug.datastructures import Range
 from werkzeug.http import parse_range_header
 
-from im_api.errors import ApiError, Error
+from im_core.errors import ApiError, Error
 from models.stores import Chunks, Store
 
 # Where the front leaves a `FileSlot` in the ASGI scope of a media download.

@@ -51,9 +51,9 @@ from connexion.validators import ParameterValidator
 from jsonschema import Draft4Validator, ValidationError
 from starlette.types import Receive, Scope, Send
 
-from im_api.config import Settings
 from im_api.paths import route_path
 from im_api.validation import PARSED_JSON, JSONBodyValidator
+from im_core.config import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import Message, Receive, Scope
 
-from im_api.config import current
-from im_api.errors import ApiError, Error
-from models.storage import Spool
+from im_core.config import current
+from im_core.errors import ApiError, Error
+from models.spool import Spool
 
 RECEIVED = "im_api.upload"
 MAX_HEADER_BYTES = 8192  # one header line of a part; more is not a browser's upload

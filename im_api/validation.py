@@ -26,8 +26,8 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope
 
 from im_api import json_body
-from im_api.errors import ApiError, Error
 from im_api.uploads import MultipartUploadValidator
+from im_core.errors import ApiError, Error
 
 # Where the JSON validator leaves the body it parsed and validated, in the ASGI scope: the
 # object a JSON handler receives (`im_api.json_body`; `im_api.speed` reads it directly).

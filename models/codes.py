@@ -20,8 +20,8 @@ from datetime import timedelta
 
 from pony.orm import TransactionIntegrityError, commit, db_session, rollback
 
-from im_api.config import current, now
-from im_api.errors import ApiError, Error, too_many_attempts
+from im_core.config import current, now
+from im_core.errors import ApiError, Error, too_many_attempts
 from models import locks, mail, sessions, throttle
 from models.entities import EmailCode, User
 

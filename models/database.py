@@ -1,18 +1,18 @@
-"""The one Pony `Database`, declared unbound; `bind()` connects it when the app starts."""
+"""Connecting the one Pony `Database` (declared with the entities, unbound) when the app
+starts: `bind()` brings the schema up to date, then maps the entities onto it."""
 
 from __future__ import annotations
 
 import logging
 from urllib.parse import urlsplit
 
-from pony.orm import Database, DBException
+from pony.orm import DBException
 
-from im_api.config import Settings
+from im_core.config import Settings
 from models import schema
+from models.entities import db
 
 logger = logging.getLogger(__name__)
-
-db = Database()
 
 
 def describe(settings: Settings) -> str:
@@ -34,8 +34,6 @@ def bind(settings: Settings) -> None:
     served: a version newer than this code, behind it with migrations off on start, or
     tables that do not match the version recorded.
     """
-    from models import entities  # noqa: F401  (declares the entities on `db`)
-
     if db.provider is not None:
         return
     done = schema.prepare(settings)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pony.orm import Optional, PrimaryKey, Required, Set, composite_key
+from pony.orm import Database, Optional, PrimaryKey, Required, Set, composite_key
 
-from models.database import db
+# The one Pony `Database`, declared unbound: `models.database.bind()` connects it when the app
+# starts. The entities below are declared on it as this module is imported.
+db = Database()
 
 
 class User(db.Entity):

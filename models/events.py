@@ -28,7 +28,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from models.database import db
+from models.entities import db
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from pony.orm import (
     select,
 )
 
-from im_api.config import now
-from im_api.errors import ApiError, Error
-from models import events, locks, media
+from im_core.config import now
+from im_core.errors import ApiError, Error
+from models import events, locks, media, profiles
 from models.entities import Group, Membership, User
 from models.present import utc_iso
 
@@ -26,7 +26,7 @@ def view(group: Group) -> dict:
         "id": group.id,
         "name": group.name,
         "owner_id": group.owner.id,
-        "members": [_member_view(m.user) for m in members],
+        "members": [profiles.member_view(m.user) for m in members],
         "created_at": utc_iso(group.created_at),
     }
 
@@ -84,10 +84,8 @@ def add_member(group_id: int, by_id: int, name: str) -> Group:
     Raises GROUP_NOT_FOUND, NOT_A_MEMBER, USERNAME_NOT_FOUND (also when that account is
     cancelled meanwhile) or ALREADY_A_MEMBER (also when a concurrent request added them).
     """
-    from models import users  # late: users imports this module
-
     of_member(group_id, User[by_id])
-    user = users.by_name(name)
+    user = profiles.by_name(name)
     if user is None:
         raise ApiError(Error.USERNAME_NOT_FOUND)
     user_id = user.id
@@ -177,9 +175,3 @@ def _delete(group: Group) -> None:
     group.delete()
     for item in shown:
         media.release(item)
-
-
-def _member_view(user: User) -> dict:
-    from models import users  # late: users imports this module
-
-    return users.member_view(user)

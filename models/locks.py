@@ -22,7 +22,7 @@ import hashlib
 
 from pony.orm import flush, rollback
 
-from models.database import db
+from models.entities import db
 
 
 def account(user_id: int, *, shared: bool = False) -> None:

@@ -30,7 +30,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from im_api.config import Settings, now
+from im_core.config import Settings, now
 
 logger = logging.getLogger(__name__)
 

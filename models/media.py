@@ -21,11 +21,12 @@ import puremagic
 from PIL import Image
 from pony.orm import commit, rollback
 
-from im_api import security
-from im_api.config import current, now
-from im_api.errors import ApiError, Error
+from im_core import security
+from im_core.config import current, now
+from im_core.errors import ApiError, Error
 from models import image_structure, storage
 from models.entities import Media, User
+from models.spool import Spool
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def limit(kind: str) -> int:
     return getattr(current(), f"max_{kind}_bytes")
 
 
-def inspect(spool: storage.Spool, kind: str) -> str:
+def inspect(spool: Spool, kind: str) -> str:
     """The content type of a received upload if it keeps the rules of `kind` (no database
     work: call it before taking locks).
 
@@ -132,9 +133,7 @@ def inspect(spool: storage.Spool, kind: str) -> str:
     return content_type
 
 
-def accept(
-    spool: storage.Spool, filename: str, kind: str, uploader: User, content_type: str
-) -> Media:
+def accept(spool: Spool, filename: str, kind: str, uploader: User, content_type: str) -> Media:
     """The new Media row of an upload `inspect` accepted as `content_type` (not flushed, its
     bytes not stored yet: `committing` does that)."""
     return Media(
@@ -149,7 +148,7 @@ def accept(
 
 
 @contextlib.contextmanager
-def committing(spool: storage.Spool, filename: str, kind: str, uploader: User, content_type: str):
+def committing(spool: Spool, filename: str, kind: str, uploader: User, content_type: str):
     """`accept` the upload `inspect` accepted and keep its bytes in the store, let the block
     use the new Media, then commit.
 
@@ -181,7 +180,7 @@ def _store_failed(error: BaseException) -> bool:
     return isinstance(error, ApiError) and error.error is Error.MEDIA_STORE_UNAVAILABLE
 
 
-def change_avatar(user: User, spool: storage.Spool, filename: str, content_type: str) -> Media:
+def change_avatar(user: User, spool: Spool, filename: str, content_type: str) -> Media:
     """Make an upload `inspect` accepted the user's avatar and let the previous one go,
     committed. The caller holds the account's lock (`sessions.locked`).
 

@@ -18,13 +18,12 @@ from pony.orm import (
     select,
 )
 
-from im_api.config import now
-from im_api.errors import ApiError, Error
-from models import events, groups, media, users
-from models.database import db
-from models.entities import Group, Media, Message, User
+from im_core.config import now
+from im_core.errors import ApiError, Error
+from models import events, frames, groups, media, profiles
+from models.entities import Group, Media, Message, User, db
 from models.present import media_url, utc_iso
-from models.storage import Spool
+from models.spool import Spool
 
 MAX_TEXT = 4000
 
@@ -107,12 +106,10 @@ def _new(group: Group, sender: User, **fields) -> Message:
     """The message with the group's next seq, flushed, its event emitted (sent on commit).
     On SQLite the event brings the message's frame, rendered here once, and the hub sends it
     as it is; a notification (PostgreSQL) carries ids only, so no frame is made for it."""
-    from im_api.realtime import protocol  # late: the realtime package imports the models
-
     seq = _next_seq(group.id)
     message = Message(group=group, sender=sender, seq=seq, created_at=now(), **fields)
     flush()
-    frame = protocol.message_created(view(message)) if events.in_process() else None
+    frame = frames.message_created(view(message)) if events.in_process() else None
     event = events.Event(
         "message.created", group_id=group.id, seq=seq, message_id=message.id, frame=frame
     )
@@ -197,4 +194,4 @@ def uploaded(message: Message) -> dict:
 
 
 def _sender_view(user: User | None) -> dict:
-    return users.member_view(user) if user is not None else dict(DELETED_SENDER)
+    return profiles.member_view(user) if user is not None else dict(DELETED_SENDER)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from im_api import security
-from im_api.config import current
+from im_core import security
+from im_core.config import current
 
 
 def utc_iso(moment: datetime) -> str:

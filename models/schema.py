@@ -30,7 +30,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.pool import NullPool
 
-from im_api.config import Settings
+from im_core.config import Settings
 
 logger = logging.getLogger(__name__)
 

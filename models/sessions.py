@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from pony.orm import select
 
-from im_api import security
-from im_api.config import current, now
-from im_api.errors import ApiError, Error
+from im_core import security
+from im_core.config import current, now
+from im_core.errors import ApiError, Error
 from models import events, locks
 from models.entities import Session, User
 

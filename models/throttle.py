@@ -15,10 +15,9 @@ from datetime import datetime
 
 from pony.orm import commit, delete, rollback, select
 
-from im_api.config import current, now, parse_limit
-from im_api.errors import too_many_attempts
-from models.database import db
-from models.entities import Throttle
+from im_core.config import current, now, parse_limit
+from im_core.errors import too_many_attempts
+from models.entities import Throttle, db
 
 EPOCH = datetime(1970, 1, 1)
 

@@ -15,36 +15,11 @@ from pony.orm import (
     select,
 )
 
-from im_api.config import current, now
-from im_api.errors import ApiError, Error, too_many_attempts
-from models import groups, locks, present, sessions
+from im_core.config import current, now
+from im_core.errors import ApiError, Error, too_many_attempts
+from models import groups, locks, media, profiles, sessions
 from models.entities import EmailCode, Group, LoginFailure, Membership, User
 from models.passwords import check_password, dummy_hash, hash_password
-from models.present import utc_iso
-
-
-def view(user: User) -> dict:
-    """The user as its owner sees it."""
-    return {
-        "id": user.id,
-        "name": user.name,
-        "email": user.email,
-        "avatar_url": avatar_url(user),
-        "created_at": utc_iso(user.created_at),
-    }
-
-
-def member_view(user: User) -> dict:
-    """The user as other members see it."""
-    return {"id": user.id, "name": user.name, "avatar_url": avatar_url(user)}
-
-
-def avatar_url(user: User) -> str | None:
-    return present.avatar_url(user.avatar) if user.avatar else None
-
-
-def by_name(name: str) -> User | None:
-    return User.get(name_key=name.lower())
 
 
 def create(name: str, password: str, email: str | None = None) -> User:
@@ -74,7 +49,7 @@ def authenticate(name: str, password: str) -> User:
     tell whether the name exists. Raises USERNAME_NOT_FOUND, WRONG_PASSWORD or
     TOO_MANY_ATTEMPTS (see `check_password_of`).
     """
-    user = by_name(name)
+    user = profiles.by_name(name)
     if user is None:
         check_password(password, dummy_hash(current().bcrypt_rounds))
         raise ApiError(Error.USERNAME_NOT_FOUND)
@@ -184,8 +159,6 @@ def cancel(token_info: dict, password: str) -> None:
     sessions.end_all(user, "account_cancelled")
     user.delete()
     if avatar is not None:
-        from models import media  # late: media imports users for its views
-
         media.release(avatar)
 
 
@@ -234,7 +207,7 @@ def _refuse_if_locked(user_id: int, max_failures: int, window: timedelta) -> Non
 
 
 def _ensure_free(name: str | None, email: str | None) -> None:
-    if name is not None and by_name(name) is not None:
+    if name is not None and profiles.by_name(name) is not None:
         raise ApiError(Error.USERNAME_DUPLICATE)
     if email is not None and User.get(email=email) is not None:
         raise ApiError(Error.EMAIL_EXISTS)
@@ -250,6 +223,6 @@ def _commit_unique(name: str | None, email: str | None) -> None:
         commit()
     except (IntegrityError, TransactionIntegrityError):
         rollback()
-        if name is not None and by_name(name) is not None:
+        if name is not None and profiles.by_name(name) is not None:
             raise ApiError(Error.USERNAME_DUPLICATE) from None
         raise ApiError(Error.EMAIL_EXISTS) from None

@@ -30,8 +30,8 @@ from pony.orm import db_session
 from s3_endpoint import MotoEndpoint
 
 from im_api.app import create_app
-from im_api.config import Settings
-from models.database import db
+from im_core.config import Settings
+from models.entities import db
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from im_api import security
-from im_api.config import Settings
+from im_core import security
+from im_core.config import Settings
 
 SUCCEED = {"code": 0, "info": "Succeed"}
 

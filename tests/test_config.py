@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from im_api.app import create_app
-from im_api.config import Settings
+from im_core.config import Settings
 from models import stores
 from models.stores.local import LocalStore
 from models.stores.s3 import S3Location, parse_url

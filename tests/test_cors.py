@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from im_api.app import create_app
-from im_api.config import Settings
+from im_core.config import Settings
 
 FRONTEND = "http://frontend.example:5173"
 PREFLIGHT = {

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from test_mail import SmtpServer, parse, read_code, start_smtp
 
-from im_api.config import Settings
+from im_core.config import Settings
 from models import mail
 
 CODE_SENT = {"code": 0, "info": "Succeed", "expires_in": 600, "resend_after": 60}

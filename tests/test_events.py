@@ -18,8 +18,7 @@ import pytest
 from pony.orm import commit, db_session, rollback
 
 from models import events
-from models.database import db
-from models.entities import User
+from models.entities import User, db
 
 Event = events.Event
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from pony.orm import db_session
 
-from models.database import db
+from models.entities import db
 
 BEYOND_32_BITS = 2**31 + 10
 LARGEST_ID = 2**53 - 1
@@ -80,7 +80,7 @@ def test_ids_beyond_32_bits_work_through_the_api(client, auth, large_ids):
 
 def test_the_largest_id_of_the_contract_is_looked_up_and_not_found(client, auth):
     """2**53 - 1 is a valid id that names nothing: 404 for a group, a member and a media."""
-    from im_api import security
+    from im_core import security
 
     alice = auth.new_user("alice")
     group_id = client.post("/api/groups", json={"name": "g"}, headers=alice).json()["group"]["id"]

@@ -15,7 +15,7 @@ import media_samples as samples
 import pytest
 from pony.orm import db_session
 
-from models import storage
+from models import spool
 from models.entities import Media, Message
 
 
@@ -50,7 +50,7 @@ def assert_error(response, status: int, code: int) -> dict:
 
 
 def spools(settings) -> list[str]:
-    incoming = settings.media_dir / storage.INCOMING
+    incoming = settings.media_dir / spool.INCOMING
     return sorted(p.name for p in incoming.iterdir()) if incoming.exists() else []
 
 
@@ -285,13 +285,13 @@ def test_a_failure_after_the_file_was_placed_leaves_no_file_and_no_row(
 def test_a_spool_is_never_a_media_file_and_stale_ones_are_swept(app, settings, stored):
     """A crash mid-upload leaves only a spool in .incoming, which a later start removes."""
     with db_session:
-        spool = storage.Spool()
-        spool.write(b"half an upload")
+        left = spool.Spool()
+        left.write(b"half an upload")
     assert stored.hashes() == []
-    old = time.time() - storage.STALE_SPOOL_SECONDS - 60
-    os.utime(spool.path, (old, old))
-    storage._swept.clear()
-    storage.Spool().discard()
+    old = time.time() - spool.STALE_SPOOL_SECONDS - 60
+    os.utime(left.path, (old, old))
+    spool._swept.clear()
+    spool.Spool().discard()
     assert spools(settings) == []
 
 
@@ -527,7 +527,7 @@ def test_an_avatar_url_is_renewed_after_half_its_lifetime_and_the_old_one_still_
 
 
 def test_an_unknown_media_id_is_404(client, app):
-    from im_api import security
+    from im_core import security
 
     assert_error(client.get(f"/api/media/77?sig={security.sign_media(77, 60)}"), 404, 4006)
 

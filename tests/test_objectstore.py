@@ -182,9 +182,9 @@ def test_the_store_streams_a_range_as_async_chunks(app, settings):
     content = os.urandom(3 * MB + 5)
     store = stores.for_settings(settings)
     with db_session:
-        from models import storage
+        from models.spool import Spool
 
-        spool = storage.Spool()
+        spool = Spool()
         spool.write(content)
         spool.close()
         store.prepare(spool)

@@ -25,7 +25,7 @@ from websockets.sync.client import connect
 
 from conftest import LiveServer, empty_tables
 from im_api.app import create_app
-from im_api.config import Settings
+from im_core.config import Settings
 
 NO_LIMITS = {
     f"IM_{field.name.upper()}": ""

@@ -28,7 +28,7 @@ class RecordingStore:
         self.reads: list[dict] = []
 
     async def run(self, function, *args):
-        assert function is store.frames
+        assert function is store.batch_frames
         spans, members = args
         self.reads.append(dict(spans))
         found = {

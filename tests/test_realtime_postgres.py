@@ -13,7 +13,7 @@ import pytest
 from pony.orm import db_session
 from test_realtime import Api, Socket, emptied, start_server
 
-from models.database import db
+from models.entities import db
 
 
 @pytest.fixture(scope="module")

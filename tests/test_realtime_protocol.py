@@ -8,6 +8,7 @@ import pytest
 
 from im_api.realtime import protocol
 from im_api.realtime.protocol import Auth, BadFrame, Ping, Sync
+from models import frames
 
 
 def test_client_frames_parse_to_what_they_ask():
@@ -68,13 +69,13 @@ def test_a_message_is_serialized_once_however_many_sockets_get_it(client, auth, 
     """The in-process app (the test client's sockets): three members' sockets, one post,
     one `message.created` frame rendered."""
     rendered = []
-    render = protocol.message_created
+    render = frames.message_created
 
     def counting(message):
         rendered.append(message["id"])
         return render(message)
 
-    monkeypatch.setattr(protocol, "message_created", counting)
+    monkeypatch.setattr(frames, "message_created", counting)
     users = [auth.register(name) for name in ("alice", "bob", "carol")]
     owner = auth.header(users[0]["token"])
     group_id = client.post("/api/groups", json={"name": "g"}, headers=owner).json()["group"]["id"]

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from databases import Release, Scratch, catalog, columns, engine, rows, version
 
-from im_api.config import Settings
+from im_core.config import Settings
 
 RELEASE = "release_0_1_0"
 
@@ -330,7 +330,7 @@ def _tables_made_by_pony(scratch: Scratch) -> None:
         bind = f"db.bind(provider='sqlite', filename={str(scratch.path)!r}, create_db=True)"
     script = textwrap.dedent(
         f"""
-        from models.database import db
+        from models.entities import db
         from models import entities
         {bind}
         db.generate_mapping(create_tables=True)

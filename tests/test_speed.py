@@ -8,7 +8,7 @@ compact with the speed module, Connexion's pretty-printing without it.
 from __future__ import annotations
 
 from im_api.app import create_app
-from im_api.config import Settings
+from im_core.config import Settings
 
 HEALTHY = {"code": 0, "database": "ok", "info": "Succeed"}
 

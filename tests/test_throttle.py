@@ -15,7 +15,7 @@ import pytest
 
 from conftest import Auth, empty_tables
 from im_api.app import create_app
-from im_api.config import SettingsError
+from im_core.config import SettingsError
 
 PASSWORD = "correct horse"
 

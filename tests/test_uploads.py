@@ -7,9 +7,9 @@ import asyncio
 import media_samples as samples
 import pytest
 
-from im_api.errors import ApiError, Error
 from im_api.uploads import RECEIVED, MultipartUploadValidator, file_part
-from models import storage
+from im_core.errors import ApiError, Error
+from models.spool import INCOMING
 
 IMAGE_SCHEMA = {
     "type": "object",
@@ -30,7 +30,7 @@ def group_id(client, alice):
 
 
 def spools(settings) -> list:
-    incoming = settings.media_dir / storage.INCOMING
+    incoming = settings.media_dir / INCOMING
     return list(incoming.iterdir()) if incoming.exists() else []
 
 

@@ -14,15 +14,15 @@ import logging
 
 from starlette.types import Receive, Scope, Send
 
-from im_api import security
-from im_api.config import Settings
-from im_api.errors import ApiError, Error
 from im_api.paths import route_path
 from im_api.realtime import protocol, shutdown, store
 from im_api.realtime.connection import Connection
 from im_api.realtime.hub import Hub
 from im_api.realtime.protocol import Auth, BadFrame, Ping, Sync
 from im_api.realtime.sources import LocalEvents, PostgresListener
+from im_core import security
+from im_core.config import Settings
+from im_core.errors import ApiError, Error
 
 logger = logging.getLogger(__name__)
 

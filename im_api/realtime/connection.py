@@ -12,7 +12,7 @@ import logging
 from collections import deque
 
 from im_api.realtime import protocol, store
-from im_api.realtime.protocol import dumps
+from models.frames import dumps, session_ended
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Connection:
                 self._push(None, 0, text)
                 self._leave(event.group_id)
         elif kind == "session.ended" and self.session_id in event.session_ids:
-            self.close(protocol.SESSION_ENDED, protocol.session_ended(event.reason or ""))
+            self.close(protocol.SESSION_ENDED, session_ended(event.reason or ""))
 
     def reply(self, text: str) -> None:
         """An answer to a client frame; their number is bounded by the frame rate."""

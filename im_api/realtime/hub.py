@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from im_api.realtime import protocol, store
-from im_api.realtime.protocol import dumps
+from models.frames import dumps
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class Hub:
         }
         messages, member_frames = ({}, {})
         if spans or members:
-            messages, member_frames = await self.store.run(store.frames, spans, members)
+            messages, member_frames = await self.store.run(store.batch_frames, spans, members)
         touched = set()
         for event in batch:
             kind = event.kind

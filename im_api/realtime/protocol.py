@@ -13,7 +13,8 @@ import re
 import time
 from dataclasses import dataclass
 
-from im_api.errors import Error
+from im_core.errors import Error
+from models.frames import dumps
 
 # Close codes (the contract's table). 1009 is sent by the websocket layer itself when a frame
 # is over `ws_max_frame` (uvicorn's `ws_max_size`); the endpoint sends it too for any that
@@ -130,21 +131,7 @@ def error_frame(error: BadFrame) -> str:
     return dumps({"type": "error", "code": error.error.code, "info": error.info})
 
 
-def dumps(frame: dict) -> str:
-    """A server frame as sent: compact JSON, non-ASCII as is (smaller frames)."""
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
-
-
 PONG = dumps({"type": "pong"})
-
-
-def message_created(message: dict) -> str:
-    """The `message.created` frame of a message (its `models.messages.view`)."""
-    return dumps({"type": "message.created", "message": message})
-
-
-def session_ended(reason: str) -> str:
-    return dumps({"type": "session.ended", "reason": reason})
 
 
 def token_in_query(query_string: bytes) -> bool:

@@ -14,10 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pony.orm import db_session, select
 
-from im_api import security
-from im_api.config import now
-from im_api.realtime import protocol
-from im_api.realtime.protocol import dumps
+from im_core import security
+from im_core.config import now
+from models import frames
 from models.entities import Group, Membership, Message, Session, User
 
 # Messages rendered per query while replaying: a page of frames held at once per socket.
@@ -74,14 +73,16 @@ def message_frames(spans: dict[int, tuple[int, int]]) -> dict[int, list[tuple[in
     (`spans` maps group id to (low, high)), in seq order, each serialized once."""
     from models import messages  # late: the model imports the app's config at import
 
-    frames: dict[int, list[tuple[int, str]]] = {}
+    found_frames: dict[int, list[tuple[int, str]]] = {}
     with db_session:
         for group_id, (low, high) in spans.items():
             found = select(
                 m for m in Message if m.group.id == group_id and m.seq > low and m.seq <= high
             ).order_by(lambda m: m.seq)
-            frames[group_id] = [(m.seq, protocol.message_created(messages.view(m))) for m in found]
-    return frames
+            found_frames[group_id] = [
+                (m.seq, frames.message_created(messages.view(m))) for m in found
+            ]
+    return found_frames
 
 
 def replay(user_id: int, group_id: int, after: int) -> list[tuple[int, str]] | None:
@@ -97,10 +98,10 @@ def replay(user_id: int, group_id: int, after: int) -> list[tuple[int, str]] | N
             .order_by(lambda m: m.seq)
             .limit(PAGE)
         )
-        return [(m.seq, protocol.message_created(messages.view(m))) for m in found]
+        return [(m.seq, frames.message_created(messages.view(m))) for m in found]
 
 
-def frames(
+def batch_frames(
     spans: dict[int, tuple[int, int]], members: set[tuple[int, int]]
 ) -> tuple[dict[int, list[tuple[int, str]]], dict[tuple[int, int], str | None]]:
     """What a batch of events needs from the database, in one session: the message frames
@@ -111,12 +112,12 @@ def frames(
 
 def member_frame(group_id: int, user_id: int) -> str | None:
     """The `member.added` frame; None when the account went meanwhile (nothing to show)."""
-    from models import users
+    from models import profiles
 
     with db_session:
         user = User.get(id=user_id)
         if user is None or not Group.exists(id=group_id):
             return None
-        return dumps(
-            {"type": "member.added", "group_id": group_id, "user": users.member_view(user)}
+        return frames.dumps(
+            {"type": "member.added", "group_id": group_id, "user": profiles.member_view(user)}
         )

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from im_api.config import Settings
-    from models.storage import Spool
+    from im_core.config import Settings
+    from models.spool import Spool
 
 # Bytes read from a store at a time for a client: small enough that hundreds of stalled
 # clients hold little memory (about a chunk each above what the kernel buffers), large

@@ -12,11 +12,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from im_api.errors import ApiError, Error
+from im_core.errors import ApiError, Error
 from models.stores import CHUNK
 
 if TYPE_CHECKING:
-    from models.storage import Spool
+    from models.spool import Spool
 
 
 class LocalStore:

@@ -31,11 +31,11 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from im_api.errors import ApiError, Error
+from im_core.errors import ApiError, Error
 from models.stores import CHUNK
 
 if TYPE_CHECKING:
-    from models.storage import Spool
+    from models.spool import Spool
 
 logger = logging.getLogger(__name__)
 

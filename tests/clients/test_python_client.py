@@ -249,7 +249,7 @@ def test_error_code_names_for_generators_match_the_server():
     """ErrorCode's x-enum-varnames (client enum names) are the server's names, code by code."""
     import yaml
 
-    from im_api.errors import Error
+    from im_core.errors import Error
 
     schema = yaml.safe_load(SPEC.read_text())["components"]["schemas"]["ErrorCode"]
     assert list(zip(schema["enum"], schema["x-enum-varnames"], strict=True)) == [

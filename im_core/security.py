@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from im_api.config import Settings
-from im_api.errors import ApiError, Error
+from im_core.config import Settings
+from im_core.errors import ApiError, Error
 
 _tokens: URLSafeTimedSerializer | None = None
 _media: URLSafeTimedSerializer | None = None
