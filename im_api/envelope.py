@@ -114,7 +114,12 @@ class AllowedMethods:
 
     def __call__(self, path: str) -> list[str] | None:
         if self._paths is None:  # the specs are loaded when the app serves its first request
-            self._paths = list(self._from_specs())
+            # A literal path wins over a template it also matches, as in routing:
+            # `/contacts/requests` is not `/contacts/{user_id}`.
+            self._paths = [
+                (pattern, methods)
+                for _, pattern, methods in sorted(self._from_specs(), key=lambda p: p[0])
+            ]
         for pattern, methods in self._paths:
             if pattern.fullmatch(path):
                 return methods
@@ -127,7 +132,7 @@ class AllowedMethods:
                 methods = {method.upper() for method in item if method in _HTTP_METHODS}
                 if "GET" in methods:
                     methods.add("HEAD")  # served for every GET
-                yield _path_pattern(spec.base_path + template), sorted(methods)
+                yield template.count("{"), _path_pattern(spec.base_path + template), sorted(methods)
 
 
 _HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
