@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import pytest
 
@@ -120,3 +121,30 @@ def test_test_clients_of_one_app_may_overlap_and_follow_each_other(app):
         with third.websocket_connect("/api/ws/user/1/") as socket:
             socket.send_json({"type": "auth", "token": "not a token"})
             assert socket.receive()["code"] == 4401
+
+
+def test_a_replay_that_fails_on_the_server_closes_4503_for_the_client_to_resume(
+    client, auth, monkeypatch
+):
+    """A database read failing during `sync` is not the client's doing: the socket is closed
+    with 4503 (reconnect and resume), not dropped without a close frame."""
+    from im_api.realtime import store
+
+    def failing(user_id):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(store, "positions", failing)
+    user = auth.register("alice")
+    received = []
+    with client.websocket_connect(
+        f"/api/ws/user/{user['user']['id']}/", headers=auth.header(user["token"])
+    ) as socket:
+        socket.send_json({"type": "sync", "since": {}})
+        # On a thread, so that a socket left open without a close frame fails the test
+        # instead of hanging it.
+        reader = threading.Thread(target=lambda: received.append(socket.receive()), daemon=True)
+        reader.start()
+        reader.join(timeout=10)
+        assert received == [
+            {"type": "websocket.close", "code": 4503, "reason": "Reconnect and resume"}
+        ]

@@ -141,13 +141,17 @@ class Connection:
             if self.closing is None:
                 raise  # the endpoint is done with the socket
             _uncancel()
-        except Exception as error:  # the client went: nothing to send any more
-            logger.debug("socket of user %s: %r", self.user_id, error)
+        except ClientGone as gone:  # nothing to send any more
+            logger.debug("socket of user %s: %r", self.user_id, gone.__cause__)
             self.closing = self.closing or (protocol.RESUME, None)
             self.closed.set()
             if self.hub is not None:
                 self.hub.remove(self)
             return
+        except Exception as error:
+            # Not the client's doing (the database, most likely): it comes back and resumes.
+            logger.warning("Realtime socket of user %s failed: %r", self.user_id, error)
+            self.close(protocol.RESUME)
         await self._send_close()
 
     async def _pump(self) -> None:
@@ -198,6 +202,10 @@ class Connection:
         self.sending = True
         try:
             await self._send_asgi({"type": "websocket.send", "text": text})
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            raise ClientGone() from error
         finally:
             self.sending = False
 
@@ -216,6 +224,10 @@ class Connection:
         await self._send_asgi(
             {"type": "websocket.close", "code": code, "reason": protocol.REASONS[code]}
         )
+
+
+class ClientGone(Exception):
+    """A send failed: the client went (its cause says how)."""
 
 
 def _uncancel() -> None:
