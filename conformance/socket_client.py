@@ -345,9 +345,15 @@ class Socket:
             except TimeoutError:
                 continue
 
-    def sync(self, since: dict[int, int] | None = None) -> tuple[list[dict], dict]:
-        """Sends `sync`; the frames replayed before `ready`, and `ready`."""
-        self.send({"type": "sync", "since": {str(g): s for g, s in (since or {}).items()}})
+    def sync(
+        self, since: dict[int, int] | None = None, notices: int | None = None
+    ) -> tuple[list[dict], dict]:
+        """Sends `sync` (with `notices` when given); the frames replayed before `ready`, and
+        `ready`."""
+        frame = {"type": "sync", "since": {str(g): s for g, s in (since or {}).items()}}
+        if notices is not None:
+            frame["notices"] = notices
+        self.send(frame)
         replayed = []
         while True:
             frame = self.recv()
@@ -446,10 +452,17 @@ class World:
         self.sockets.append(made)
         return made
 
-    def live_socket(self, account: dict, since: dict[int, int] | None = None, **options) -> Socket:
-        """An authenticated socket past `sync` and `ready`: live events come next."""
+    def live_socket(
+        self,
+        account: dict,
+        since: dict[int, int] | None = None,
+        notices: int | None = None,
+        **options,
+    ) -> Socket:
+        """An authenticated socket past `sync` and `ready`: live events come next (notices
+        too when `notices` is given)."""
         made = self.socket(account, **options)
-        made.sync(since)
+        made.sync(since, notices)
         return made
 
     def group(self, owner: dict, *members: dict) -> int:

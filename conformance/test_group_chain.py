@@ -12,7 +12,7 @@ from conformance import media
 from conformance.expect import refused, succeed
 from conformance.target import bearer
 
-GROUP_KEYS = {"id", "name", "owner_id", "members", "created_at"}
+GROUP_KEYS = {"id", "kind", "name", "owner_id", "members", "created_at"}
 MESSAGE_KEYS = {"id", "kind", "sender", "media_id", "url", "size", "content_type"}
 MESSAGE_KEYS |= {"filename", "created_at", "group_id", "seq", "text", "client_msg_id"}
 

@@ -33,6 +33,14 @@ SERVER_FRAMES = {
     "session.ended",
     "error",
     "pong",
+    # Notices (contacts, blocks, new conversations).
+    "contact.requested",
+    "contact.request.removed",
+    "contact.added",
+    "contact.removed",
+    "block.added",
+    "block.removed",
+    "conversation.created",
 }
 CLIENT_FRAMES = {"auth", "sync", "ping"}
 CLOSE_CODES = {1009, 4400, 4401, 4403, 4410, 4429, 4503}

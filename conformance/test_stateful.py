@@ -1,11 +1,13 @@
 """Sequences of calls that follow the contract's OpenAPI links, checked at every step.
 
-Two runs, one per area, so that each area's chains come up often:
+Three runs, one per area, so that each area's chains come up often:
 
 * accounts: register / login -> me / change_name / change_password / logout /
   cancel_account, change_password -> its fresh token;
 * groups and media: register / login -> group creation -> add member / upload -> message
-  list / media fetch.
+  list / media fetch;
+* contacts: register / login -> search -> contact request -> cancel; contact -> direct chat
+  -> messages; block -> unblock.
 
 The links carry ids, never the token (OpenAPI ignores an `Authorization` header
 parameter): as the spec's `bearerAuth` description says, the tool fills the security
@@ -140,6 +142,10 @@ def machine_for(tags: set[str], entries: set[str] = frozenset()):
 AccountStateMachine = machine_for({"account", "service"})
 # Register and login start the chains that reach the groups and media operations.
 GroupsStateMachine = machine_for({"groups", "media"}, entries={"register", "login"})
+# From signing in through search, requests and contacts to a direct chat and its messages.
+ContactsStateMachine = machine_for(
+    {"contacts"}, entries={"register", "login", "openDirectChat", "postMessage", "listMessages"}
+)
 
 
 def test_account_links_keep_the_contract():
@@ -150,6 +156,11 @@ def test_account_links_keep_the_contract():
 def test_group_and_media_links_keep_the_contract():
     """Group and media operations chained by the spec's links (create, upload, ...) keep it."""
     run(GroupsStateMachine)
+
+
+def test_contact_links_keep_the_contract():
+    """Search, contact requests, contacts, blocks and direct chats chained by the links."""
+    run(ContactsStateMachine)
 
 
 def run(machine) -> None:

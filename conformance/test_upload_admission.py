@@ -108,3 +108,20 @@ def test_change_image_declaring_more_than_the_limit_is_413_before_the_body(live,
 
     assert (status, body["code"]) == (413, 4003)
     assert any(word.isdigit() for word in body["info"].split()), body
+
+
+def test_upload_into_a_direct_chat_with_an_ex_contact_is_403_before_the_body(live, api, users):
+    """POST /api/groups/{group_id}/upload_image into a direct chat whose contact ended: 403,
+    7011, on the headers alone, as a text message would be refused."""
+    from conformance.test_contacts import befriend
+
+    alice, bob = users.register(), users.register()
+    befriend(api, alice, bob)
+    opened = api.put(f"/direct/{bob['user']['id']}", headers=bearer(alice["token"]))
+    chat = opened.json()["group"]["id"]
+    removed = api.delete(f"/contacts/{bob['user']['id']}", headers=bearer(alice["token"]))
+    assert removed.status_code == 200, removed.text
+
+    status, body = headers_only(live, f"/groups/{chat}/upload_image", bob["token"])
+
+    assert (status, body["code"]) == (403, 7011)

@@ -1,31 +1,41 @@
-"""Group chats, their members and their messages (/api/groups/...)."""
+"""Conversations (group chats and direct chats), their members and their messages
+(/api/groups/...); a direct chat opened by user (/api/direct/{user_id})."""
 
 from __future__ import annotations
 
 from handlers import SUCCEED
 from im_api import clients
 from im_core.errors import ApiError, Error
-from models import groups, messages, sessions, throttle
+from models import conversations, groups, messages, sessions, throttle
 
 
 def create_group(body, token_info):
-    group = groups.create(sessions.locked(token_info, shared=True).user, body["name"])
-    return {**SUCCEED, "group": groups.view(group)}, 201
+    user = sessions.locked(token_info, shared=True).user
+    group = groups.create(user, body["name"])
+    return {**SUCCEED, "group": conversations.view(group, user)}, 201
 
 
-def list_my_groups(token_info):
-    mine = groups.of_user(sessions.active(token_info).user)
-    return {**SUCCEED, "groups": [groups.summary(group) for group in mine]}
+def list_my_groups(token_info, limit, cursor=None):
+    found, next_page = conversations.page(sessions.active(token_info).user, cursor, limit)
+    return {**SUCCEED, "groups": found, "next": next_page}
 
 
 def get_group(group_id, token_info):
-    group = groups.of_member(group_id, sessions.active(token_info).user)
-    return {**SUCCEED, "group": groups.view(group)}
+    user = sessions.active(token_info).user
+    group = groups.of_member(group_id, user)
+    return {**SUCCEED, "group": conversations.view(group, user)}
+
+
+def open_direct_chat(user_id, token_info):
+    me = sessions.active(token_info).user
+    chat, made = conversations.open_direct(me.id, user_id)
+    return {**SUCCEED, "group": conversations.view(chat, me)}, 201 if made else 200
 
 
 def add_member(group_id, body, token_info):
-    group = groups.add_member(group_id, sessions.active(token_info).user.id, body["name"])
-    return {**SUCCEED, "group": groups.view(group)}
+    user = sessions.active(token_info).user
+    group = groups.add_member(group_id, user.id, body["name"])
+    return {**SUCCEED, "group": conversations.view(group, user)}
 
 
 def remove_member(group_id, user_id, token_info):
@@ -41,7 +51,7 @@ def list_messages(group_id, token_info, limit, cursor=None, after_seq=None):
         found, next_page = messages.after(group, after_seq, limit)
     else:
         found, next_page = messages.page(group, cursor, limit)
-    return {**SUCCEED, "messages": [messages.view(m) for m in found], "next": next_page}
+    return {**SUCCEED, "messages": messages.views(found), "next": next_page}
 
 
 def post_message(group_id, body, token_info):

@@ -8,7 +8,8 @@ once in the envelope and the connection closed, so its body is never read nor sp
 
 * 401 MISSING_TOKEN / INVALID_TOKEN, as Connexion's bearer check would say, or when the
   session has ended;
-* 404 GROUP_NOT_FOUND, 403 NOT_A_MEMBER;
+* 404 GROUP_NOT_FOUND, 403 NOT_A_MEMBER, and in a direct chat the 403 of its rules
+  (`models.direct`);
 * 507 INSUFFICIENT_STORAGE when the upload (its declared length, or its kind's limit) would
   leave less than `IM_MIN_FREE_DISK_BYTES` free where the media lives;
 * 429 TOO_MANY_UPLOADS past `IM_MAX_UPLOADS_PER_ACCOUNT` uploads at once (`upload_slots`).
@@ -40,7 +41,7 @@ from im_api.upload_slots import UploadSlots
 from im_core import security
 from im_core.config import Settings
 from im_core.errors import ApiError, Error, too_many_uploads
-from models import groups, sessions
+from models import direct, groups, sessions
 
 logger = logging.getLogger(__name__)
 
@@ -109,14 +110,14 @@ class UploadAdmission:
 def _member_account(token_info: dict, group_id: int | None) -> int:
     """On a database thread: the session's account, a member of the group when one is named.
 
-    Raises INVALID_TOKEN, GROUP_NOT_FOUND, NOT_A_MEMBER, or UNAVAILABLE when the database
-    does not answer.
+    Raises INVALID_TOKEN, GROUP_NOT_FOUND, NOT_A_MEMBER, what `direct.check_may_post` raises,
+    or UNAVAILABLE when the database does not answer.
     """
     try:
         with db_session:
             user = sessions.active(token_info).user
             if group_id is not None:
-                groups.of_member(group_id, user)
+                direct.check_may_post(groups.of_member(group_id, user), user)
             return user.id
     except DatabaseUnavailable as error:
         logger.error("Database unavailable: %s", error)

@@ -15,6 +15,10 @@ MB = 1024 * 1024
 MIN_SECRET_KEY_BYTES = 32
 
 
+# IM_DIRECT_CHATS: between contacts only (the default), or between any two users.
+DIRECT_CHATS = ("contacts", "anyone")
+
+
 class SettingsError(ValueError):
     """A setting the server cannot start with; the message names the variable."""
 
@@ -73,6 +77,13 @@ class Settings:
     limit_message_per_account: str = "600/60"
     limit_message_per_address: str = "1200/60"
     limit_code_guesses: str = "10/3600"
+    limit_search_per_account: str = "30/60"
+    limit_search_per_address: str = "60/60"
+    limit_contact_request_per_account: str = "30/3600"
+    limit_contact_request_per_address: str = "60/3600"
+    # Who may open a direct chat with whom: "contacts" (and not blocked), or "anyone" not
+    # blocked.
+    direct_chats: str = "contacts"
     validate_responses: bool = False
     # Origins (scheme://host[:port]) whose pages may call the API; empty: none, "*": any.
     cors_origins: list[str] = dataclasses.field(default_factory=list)
@@ -139,6 +150,10 @@ class Settings:
         for field in dataclasses.fields(self):
             if field.name.startswith("limit_"):
                 parse_limit(field.name, getattr(self, field.name))
+        if self.direct_chats not in DIRECT_CHATS:
+            raise SettingsError(
+                f"IM_DIRECT_CHATS: one of {', '.join(DIRECT_CHATS)}; got {self.direct_chats[:40]!r}"
+            )
         for key in self.secret_keys:
             size = len(key.encode("utf-8"))
             if size < MIN_SECRET_KEY_BYTES:

@@ -41,6 +41,7 @@ class Error(enum.Enum):
     OWNER_ONLY = (3003, 403, "Only the owner can remove other members")
     ALREADY_A_MEMBER = (3004, 409, "Already a member")
     MEMBER_NOT_FOUND = (3005, 404, "Member not found")
+    DIRECT_CHAT = (3006, 409, "A direct chat has no members to add or remove")
 
     MISSING_PART = (4001, 400, "Missing or error type of [{part}]")
     WRONG_MEDIA_TYPE = (4002, 415, "Invalid type of [{part}]")
@@ -68,6 +69,20 @@ class Error(enum.Enum):
     BAD_FRAME = (6001, 400, "Malformed frame")  # info: "Malformed frame: <what>"
     UNKNOWN_FRAME_TYPE = (6002, 400, "Unknown frame type")
     ALREADY_AUTHENTICATED = (6003, 400, "Already authenticated")
+
+    USER_NOT_FOUND = (7001, 404, "User not found")
+    NOT_YOURSELF = (7002, 400, "Not with yourself")
+    REQUEST_PENDING = (7003, 409, "Contact request already sent")
+    ALREADY_CONTACTS = (7004, 409, "Already contacts")
+    REQUEST_NOT_FOUND = (7005, 404, "Contact request not found")
+    CONTACT_NOT_FOUND = (7006, 404, "Not a contact")
+    # Neutral on purpose: it does not say "blocked" (see the spec's ErrorCode table).
+    NOT_ACCEPTED = (7007, 403, "This user does not accept this from you")
+    YOU_BLOCKED = (7008, 403, "You blocked this user: unblock them first")
+    BLOCK_NOT_FOUND = (7009, 404, "Not blocked")
+    # A rule code, not 1001: the contract cannot say that two parameters exclude each other.
+    SEARCH_TERMS = (7010, 400, "Give name or prefix, one of them")
+    CONTACTS_ONLY = (7011, 403, "Direct chats are between contacts: send a contact request first")
 
     @property
     def code(self) -> int:

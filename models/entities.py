@@ -33,6 +33,18 @@ class User(db.Entity):
     owned_groups = Set("Group", reverse="owner", cascade_delete=False)
     messages = Set("Message", reverse="sender")
     uploads = Set("Media", reverse="uploader")
+    # Contacts (models.contacts): each contact is two rows, one per side, so "my contacts"
+    # is one indexed lookup; requests and blocks go with either account.
+    requests_sent = Set("ContactRequest", reverse="requester", cascade_delete=True)
+    requests_received = Set("ContactRequest", reverse="addressee", cascade_delete=True)
+    contacts = Set("Contact", reverse="owner", cascade_delete=True)
+    contact_of = Set("Contact", reverse="other", cascade_delete=True)
+    blocks = Set("Block", reverse="blocker", cascade_delete=True)
+    blocked_by = Set("Block", reverse="blocked", cascade_delete=True)
+    notices = Set("Notice", cascade_delete=True)
+    # The number of the user's newest notice (0: none yet), raised by SQL under the
+    # account's row lock like a group's last_seq (models.notices).
+    last_notice = Required(int, size=64, default=0, volatile=True)
 
 
 class Session(db.Entity):
@@ -64,9 +76,14 @@ class EmailCode(db.Entity):
 
 
 class Group(db.Entity):
+    """A conversation: a group chat (`kind` "group": a name, an owner) or a direct chat
+    (`kind` "direct": two members, no name, no owner, one per pair of users). Both have
+    members, messages and seqs alike; the name `Group` (and its table) is older than
+    direct chats."""
+
     id = PrimaryKey(int, auto=True, size=64)
-    name = Required(str, 64)
-    owner = Required(User, reverse="owned_groups")
+    name = Optional(str, 64)  # empty for a direct chat
+    owner = Optional(User, reverse="owned_groups")  # None for a direct chat
     created_at = Required(datetime)
     memberships = Set("Membership", cascade_delete=True)
     messages = Set("Message", cascade_delete=True)
@@ -75,6 +92,13 @@ class Group(db.Entity):
     # seqs come in commit order with no gaps, which a database sequence cannot promise.
     # volatile: raised by SQL, not through Pony, so Pony must not hold on to a value it read.
     last_seq = Required(int, size=64, default=0, volatile=True)
+    kind = Required(str, 8, default="group")  # "group" or "direct"
+    # A direct chat's pair, "low:high" (the two user ids in order): unique, so two calls
+    # to open the same chat at once make one.
+    direct_key = Optional(str, 48, unique=True, nullable=True)
+    # When the conversation last had a message (its creation before that): the order of
+    # the conversation list. Raised with last_seq, by SQL.
+    last_activity_at = Required(datetime, volatile=True)
 
 
 class Membership(db.Entity):
@@ -126,3 +150,45 @@ class Throttle(db.Entity):
     hits = Required(int, size=64)
     expires = Required(int, size=64, index=True)  # seconds since the epoch
     composite_key(bucket, slot)
+
+
+class ContactRequest(db.Entity):
+    """A pending request to be contacts; answered or withdrawn, the row goes."""
+
+    id = PrimaryKey(int, auto=True, size=64)
+    requester = Required(User, reverse="requests_sent")
+    addressee = Required(User, reverse="requests_received")
+    note = Optional(str, 200, autostrip=False)
+    created_at = Required(datetime)
+    composite_key(requester, addressee)
+
+
+class Contact(db.Entity):
+    """One side of a contact: `other` is a contact of `owner` (the other side is its twin)."""
+
+    id = PrimaryKey(int, auto=True, size=64)
+    owner = Required(User, reverse="contacts")
+    other = Required(User, reverse="contact_of")
+    created_at = Required(datetime)
+    composite_key(owner, other)
+
+
+class Block(db.Entity):
+    id = PrimaryKey(int, auto=True, size=64)
+    blocker = Required(User, reverse="blocks")
+    blocked = Required(User, reverse="blocked_by")
+    created_at = Required(datetime)
+    composite_key(blocker, blocked)
+
+
+class Notice(db.Entity):
+    """One entry of a user's own feed (models.notices): a change to their contacts, requests,
+    blocks or conversations, kept as the frame their sockets get, numbered 1, 2, 3 ... per
+    user so that a socket resumes from the last one it saw."""
+
+    id = PrimaryKey(int, auto=True, size=64)
+    user = Required(User)
+    number = Required(int, size=64)
+    frame = Required(str, autostrip=False)
+    created_at = Required(datetime)
+    composite_key(user, number)

@@ -37,7 +37,14 @@ CHANNEL = "im_events"
 MAX_PAYLOAD = 7900
 
 KINDS = frozenset(
-    {"message.created", "member.added", "member.removed", "group.deleted", "session.ended"}
+    {
+        "message.created",
+        "member.added",
+        "member.removed",
+        "group.deleted",
+        "session.ended",
+        "notice",  # models.notices: user_id, its number as seq, group_id if it adds one
+    }
 )
 REASONS = frozenset({"logout", "password_changed", "account_cancelled"})
 
@@ -51,7 +58,7 @@ class Event:
     message_id: int | None = None
     session_ids: tuple[int, ...] = ()
     reason: str | None = None
-    frame: str | None = None  # message.created: the frame's text; never in a notification
+    frame: str | None = None  # message.created, notice: the frame; never in a notification
 
 
 # The fields a notification carries (all but the frame), in order, the kind first.

@@ -1,4 +1,4 @@
-"""Groups and membership, and the views of a group."""
+"""Group chats and their members: making a group, adding, removing, leaving."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pony.orm import (
     IntegrityError,
     TransactionIntegrityError,
     commit,
-    desc,
     flush,
     rollback,
     select,
@@ -14,32 +13,8 @@ from pony.orm import (
 
 from im_core.config import now
 from im_core.errors import ApiError, Error
-from models import events, locks, media, profiles
+from models import checks, direct, events, locks, media, profiles
 from models.entities import Group, Membership, User
-from models.present import utc_iso
-
-
-def view(group: Group) -> dict:
-    """The group with its members, in the order they joined."""
-    members = group.memberships.select().order_by(lambda m: (m.joined_at, m.id))
-    return {
-        "id": group.id,
-        "name": group.name,
-        "owner_id": group.owner.id,
-        "members": [profiles.member_view(m.user) for m in members],
-        "created_at": utc_iso(group.created_at),
-    }
-
-
-def summary(group: Group) -> dict:
-    """The group in a list of groups."""
-    return {
-        "id": group.id,
-        "name": group.name,
-        "owner_id": group.owner.id,
-        "member_count": group.memberships.count(),
-        "created_at": utc_iso(group.created_at),
-    }
 
 
 def create(owner: User, name: str) -> Group:
@@ -48,20 +23,12 @@ def create(owner: User, name: str) -> Group:
     Raises INVALID_REQUEST for a name holding a lone surrogate: JSON can carry one, no
     database stores one, and the spec's pattern cannot say so to every tool.
     """
-    if any("\ud800" <= ch <= "\udfff" for ch in name):
-        raise ApiError(Error.INVALID_REQUEST, "Invalid request: 'name' is not valid Unicode")
+    checks.refuse_lone_surrogates("name", name)
     started = now()
-    group = Group(name=name, owner=owner, created_at=started)
+    group = Group(name=name, owner=owner, created_at=started, last_activity_at=started)
     Membership(group=group, user=owner, joined_at=started)
     flush()  # the group's id, for the answer
     return group
-
-
-def of_user(user: User) -> list[Group]:
-    """The groups `user` is a member of, most recently created first."""
-    return select(m.group for m in Membership if m.user == user).order_by(
-        lambda g: (desc(g.created_at), desc(g.id))
-    )[:]
 
 
 def of_member(group_id: int, user: User) -> Group:
@@ -81,10 +48,11 @@ def of_member(group_id: int, user: User) -> Group:
 def add_member(group_id: int, by_id: int, name: str) -> Group:
     """The member `by_id` adds the user named `name` (ignoring case) to the group, committed.
 
-    Raises GROUP_NOT_FOUND, NOT_A_MEMBER, USERNAME_NOT_FOUND (also when that account is
-    cancelled meanwhile) or ALREADY_A_MEMBER (also when a concurrent request added them).
+    Raises GROUP_NOT_FOUND, NOT_A_MEMBER, DIRECT_CHAT, USERNAME_NOT_FOUND (also when that
+    account is cancelled meanwhile) or ALREADY_A_MEMBER (also when a concurrent request added
+    them).
     """
-    of_member(group_id, User[by_id])
+    _refuse_direct(of_member(group_id, User[by_id]))
     user = profiles.by_name(name)
     if user is None:
         raise ApiError(Error.USERNAME_NOT_FOUND)
@@ -114,12 +82,13 @@ def add_member(group_id: int, by_id: int, name: str) -> Group:
 def remove_member(group_id: int, by_id: int, user_id: int) -> None:
     """`by_id` removes the member `user_id` from the group, or leaves it when it is their id.
 
-    Only the owner removes others. Raises GROUP_NOT_FOUND, NOT_A_MEMBER, OWNER_ONLY, or
-    MEMBER_NOT_FOUND when the owner names someone who is not in the group.
+    Only the owner removes others. Raises GROUP_NOT_FOUND, NOT_A_MEMBER, DIRECT_CHAT,
+    OWNER_ONLY, or MEMBER_NOT_FOUND when the owner names someone who is not in the group.
     """
     locks.group(group_id)  # before anything of the group is read
     by = User[by_id]
     group = of_member(group_id, by)
+    _refuse_direct(group)
     if user_id != by.id and group.owner != by:
         raise ApiError(Error.OWNER_ONLY)
     membership = select(m for m in Membership if m.group == group and m.user.id == user_id).first()
@@ -131,13 +100,18 @@ def remove_member(group_id: int, by_id: int, user_id: int) -> None:
 def lock_for_message(group_id: int, user_id: int) -> Group:
     """The group, in a new transaction holding its lock (shared) so that it stays as it is
     until a message from `user_id` is committed to it: the member cannot leave meanwhile,
-    nor the group be deleted. Everything the request read before is forgotten.
+    nor the group be deleted, nor a direct chat's rules change (a contact removed, a block).
+    Everything the request read before is forgotten.
 
-    Raises GROUP_NOT_FOUND or NOT_A_MEMBER (also when that changed meanwhile).
+    Raises GROUP_NOT_FOUND or NOT_A_MEMBER (also when that changed meanwhile), and in a
+    direct chat what `direct.check_may_post` raises.
     """
     locks.forget_reads()
     locks.group(group_id, shared=True)
-    return of_member(group_id, User[user_id])
+    user = User[user_id]
+    group = of_member(group_id, user)
+    direct.check_may_post(group, user)
+    return group
 
 
 def leave(group: Group, user: User) -> None:
@@ -175,3 +149,8 @@ def _delete(group: Group) -> None:
     group.delete()
     for item in shown:
         media.release(item)
+
+
+def _refuse_direct(group: Group) -> None:
+    if group.kind == direct.DIRECT:
+        raise ApiError(Error.DIRECT_CHAT)

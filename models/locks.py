@@ -12,8 +12,9 @@ never conflict with the row locks PostgreSQL takes itself. On SQLite, a single w
 anyway, taking any lock begins the transaction as an immediate one: the process holds the
 database's write lock until the transaction ends.
 
-To rule out deadlocks, a transaction takes at most one account lock, before any group lock,
-and group locks in increasing id order; media file locks come last.
+To rule out deadlocks, a transaction takes its account locks first (one, or two shared ones
+in increasing id order: `pair`), then the lock of a pair of users, then group locks in
+increasing id order; media file locks come last.
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ def group(group_id: int, *, shared: bool = False) -> None:
     """Lock the group `group_id`: exclusive to change its members or owner, or delete it;
     shared to add a message to it."""
     _lock(_key(f"group:{group_id}"), shared)
+
+
+def pair(user_id: int, other_id: int) -> None:
+    """Lock what lies between two users (a contact, its requests, blocks, their direct chat):
+    both accounts shared, in id order, so neither is cancelled meanwhile, then the pair
+    itself, exclusive. Requests between the same two users take turns."""
+    low, high = sorted((user_id, other_id))
+    account(low, shared=True)
+    account(high, shared=True)
+    _lock(_key(f"pair:{low}:{high}"), False)
 
 
 def media_file(sha256: str) -> None:

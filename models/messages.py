@@ -20,7 +20,7 @@ from pony.orm import (
 
 from im_core.config import now
 from im_core.errors import ApiError, Error
-from models import events, frames, groups, media, profiles
+from models import checks, events, frames, groups, media, profiles
 from models.entities import Group, Media, Message, User, db
 from models.present import media_url, utc_iso
 from models.spool import Spool
@@ -86,11 +86,7 @@ def post_text(group_id: int, sender_id: int, text: str, client_msg_id: str | Non
 def check_text(text: str) -> None:
     """Raises INVALID_TEXT unless `text` is 1 to MAX_TEXT characters without NUL or a lone
     surrogate (JSON can carry both; PostgreSQL stores neither, and clients choke on them)."""
-    if (
-        not 1 <= len(text) <= MAX_TEXT
-        or "\0" in text
-        or any("\ud800" <= ch <= "\udfff" for ch in text)
-    ):
+    if not 1 <= len(text) <= MAX_TEXT or "\0" in text or checks.has_lone_surrogate(text):
         raise ApiError(Error.INVALID_TEXT)
 
 
@@ -118,14 +114,15 @@ def _new(group: Group, sender: User, **fields) -> Message:
 
 
 def _next_seq(group_id: int) -> int:
-    """Raise the group's last_seq by one and return it. The UPDATE holds the row's lock until
-    the transaction ends (on SQLite the transaction holds the write lock already)."""
+    """Raise the group's last_seq by one and return it (its last activity is now). The UPDATE
+    holds the row's lock until the transaction ends (on SQLite the transaction holds the
+    write lock already)."""
     table = Group._table_
     cursor = db.execute(
-        f'UPDATE "{table}" SET "last_seq" = "last_seq" + 1 WHERE "id" = $group_id '
-        'RETURNING "last_seq"',
+        f'UPDATE "{table}" SET "last_seq" = "last_seq" + 1, "last_activity_at" = $at '
+        'WHERE "id" = $group_id RETURNING "last_seq"',
         {},
-        {"group_id": group_id},
+        {"group_id": group_id, "at": now()},
     )
     return cursor.fetchone()[0]
 
@@ -162,15 +159,16 @@ def after(group: Group, after_seq: int, limit: int) -> tuple[list[Message], str 
     return list(found[:limit]), str(found[limit - 1].seq)
 
 
-def view(message: Message, url: str | None = None) -> dict:
-    """The message as members see it; `url` when one was signed already."""
+def view(message: Message, url: str | None = None, sender: dict | None = None) -> dict:
+    """The message as members see it; `url` when one was signed already, `sender` when its
+    sender's view was read already (`views`)."""
     shown = message.media
     return {
         "id": message.id,
         "group_id": message.group.id,
         "seq": message.seq,
         "kind": message.kind,
-        "sender": _sender_view(message.sender),
+        "sender": sender or _sender_view(message.sender),
         "text": message.text,
         "client_msg_id": message.client_msg_id,
         "media_id": shown.id if shown else None,
@@ -180,6 +178,12 @@ def view(message: Message, url: str | None = None) -> dict:
         "filename": shown.filename if shown else None,
         "created_at": utc_iso(message.created_at),
     }
+
+
+def views(found: list[Message]) -> list[dict]:
+    """The views of many messages, their senders read in one query (`profiles.member_views`)."""
+    senders = profiles.member_views(m.sender for m in found)
+    return [view(m, sender=senders.get(m.sender.id) if m.sender else None) for m in found]
 
 
 def uploaded(message: Message) -> dict:

@@ -4,8 +4,10 @@ these, so none of them needs the account operations of `models.users`."""
 
 from __future__ import annotations
 
+from pony.orm import select
+
 from models import present
-from models.entities import User
+from models.entities import Media, User
 from models.present import utc_iso
 
 
@@ -25,9 +27,47 @@ def member_view(user: User) -> dict:
     return {"id": user.id, "name": user.name, "avatar_url": avatar_url(user)}
 
 
+def member_views(users) -> dict[int, dict]:
+    """The views of many users (`member_view`), by id, their avatars read in one query.
+
+    A user's avatar is the `Media` row that names them (`avatar_of`), so reading it user by
+    user costs a query each: lists of messages, members or contacts call this instead."""
+    users = {user.id: user for user in users if user is not None}
+    if not users:
+        return {}
+    ids = list(users)
+    avatars = {m.avatar_of.id: m for m in select(m for m in Media if m.avatar_of.id in ids)}
+    return {
+        user_id: {
+            "id": user_id,
+            "name": user.name,
+            "avatar_url": present.avatar_url(avatars[user_id]) if user_id in avatars else None,
+        }
+        for user_id, user in users.items()
+    }
+
+
 def avatar_url(user: User) -> str | None:
     return present.avatar_url(user.avatar) if user.avatar else None
 
 
 def by_name(name: str) -> User | None:
     return User.get(name_key=name.lower())
+
+
+def search(term: str, *, exact: bool, after: str | None, limit: int):
+    """Users by exact name (ignoring case), or whose name starts with `term`, by name: up to
+    `limit`, from after the name `after`, and the cursor of the next page (None at the end).
+    """
+    if exact:
+        found = by_name(term)
+        return ([found] if found is not None else []), None
+    start = term.lower()
+    query = select(u for u in User if u.name_key.startswith(start))
+    if after is not None:
+        after = after.lower()
+        query = query.where(lambda u: u.name_key > after)
+    found = list(query.order_by(lambda u: u.name_key)[: limit + 1])
+    if len(found) <= limit:
+        return found, None
+    return found[:limit], found[limit - 1].name_key

@@ -35,6 +35,10 @@ LIMITS = {
     "message_per_account": "POST /groups/{group_id}/messages, per account",
     "message_per_address": "POST /groups/{group_id}/messages, per client address",
     "code_guesses": "wrong email codes, per address and purpose of the code",
+    "search_per_account": "GET /users, per account",
+    "search_per_address": "GET /users, per client address",
+    "contact_request_per_account": "POST /contacts/requests, per account",
+    "contact_request_per_address": "POST /contacts/requests, per client address",
 }
 
 
@@ -61,20 +65,23 @@ def spend(name: str, key: str) -> None:
 
 def spend_password(address: str, user_id: int) -> None:
     """Count a password change or account cancellation (two bcrypt hashes, or one)."""
-    spend("password_per_address", address)
-    spend("password_per_account", str(user_id))
+    spend_pair("password", address, user_id)
 
 
 def spend_upload(address: str, user_id: int) -> None:
     """Count an upload of any kind, avatars included (disk, and image decoding)."""
-    spend("upload_per_address", address)
-    spend("upload_per_account", str(user_id))
+    spend_pair("upload", address, user_id)
 
 
 def spend_message(address: str, user_id: int) -> None:
     """Count a text message posted (a row, and a frame to every member's sockets)."""
-    spend("message_per_address", address)
-    spend("message_per_account", str(user_id))
+    spend_pair("message", address, user_id)
+
+
+def spend_pair(name: str, address: str, user_id: int) -> None:
+    """Count a request against the limits `<name>_per_address` and `<name>_per_account`."""
+    spend(f"{name}_per_address", address)
+    spend(f"{name}_per_account", str(user_id))
 
 
 def refuse_if_spent(name: str, key: str) -> None:

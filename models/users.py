@@ -17,7 +17,7 @@ from pony.orm import (
 
 from im_core.config import current, now
 from im_core.errors import ApiError, Error, too_many_attempts
-from models import groups, locks, media, profiles, sessions
+from models import contacts, groups, locks, media, profiles, sessions
 from models.entities import EmailCode, Group, LoginFailure, Membership, User
 from models.passwords import check_password, dummy_hash, hash_password
 
@@ -135,8 +135,10 @@ def cancel(token_info: dict, password: str) -> None:
     """Delete the account after checking its password once more.
 
     Sessions, failed logins and codes go; groups the user owned pass to their next member
-    (or are deleted when empty); messages stay, from a deleted user. Raises INVALID_TOKEN
-    (also when the account went meanwhile), WRONG_PASSWORD or TOO_MANY_ATTEMPTS.
+    (or are deleted when empty); messages stay, from a deleted user; contacts and requests
+    go, each other side hearing of it, and direct chats stay with their other member.
+    Raises INVALID_TOKEN (also when the account went meanwhile), WRONG_PASSWORD or
+    TOO_MANY_ATTEMPTS.
     """
     try:
         check_password_of(sessions.active(token_info).user, password)
@@ -152,6 +154,7 @@ def cancel(token_info: dict, password: str) -> None:
         group = Group.get(id=group_id)
         if group is not None:  # not deleted by a last member leaving before our lock
             groups.leave(group, user)
+    contacts.forget_account(user)
     if user.email:
         delete(c for c in EmailCode if c.email == user.email)
     avatar = user.avatar

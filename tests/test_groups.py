@@ -57,6 +57,7 @@ def test_create_makes_the_creator_owner_and_first_member(client, alice, clock):
         "info": "Succeed",
         "group": {
             "id": response.json()["group"]["id"],
+            "kind": "group",
             "name": "Weekend hiking",
             "owner_id": me,
             "created_at": "2026-11-20T08:00:00Z",
@@ -115,6 +116,7 @@ def test_list_mine_is_empty_for_a_new_user(client, alice):
         "code": 0,
         "info": "Succeed",
         "groups": [],
+        "next": None,
     }
 
 

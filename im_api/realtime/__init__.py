@@ -227,7 +227,7 @@ class Realtime:
             conn.reply(protocol.error_frame(error))
             return
         if isinstance(frame, Sync):
-            conn.sync(frame.since)
+            conn.sync(frame)
         elif isinstance(frame, Ping):
             conn.reply(protocol.PONG)
         else:

@@ -12,9 +12,14 @@ import logging
 from collections import deque
 
 from im_api.realtime import protocol, store
+from im_api.realtime.protocol import Sync
 from models.frames import dumps, session_ended
 
 logger = logging.getLogger(__name__)
+
+# The queue key of the user's notices (group ids start at 1): entries (NOTICES, number, text)
+# are deduplicated by number as a group's messages are by seq.
+NOTICES = 0
 
 
 class Connection:
@@ -37,9 +42,12 @@ class Connection:
         # events meanwhile are kept in `early` and applied on top of what was read.
         self.groups: set[int] | None = None
         self.early: list[tuple[object, str | None]] = []
-        self.sent: dict[int, int] = {}  # group id -> highest seq sent on this socket
+        self.sent: dict[int, int] = {}  # group id (or NOTICES) -> highest seq sent on it
         self.synced = False
-        self.sync_requests: deque[dict[int, int]] = deque()
+        # Whether the client asked for notices (`notices` in its sync): a client of the
+        # contract before them gets none, nor the fields of `ready` about them.
+        self.wants_notices = False
+        self.sync_requests: deque[Sync] = deque()
         self.closing: tuple[int, str | None] | None = None
         self.closed = asyncio.Event()  # the close frame went out (or the client went)
         self.wake = asyncio.Event()
@@ -88,6 +96,12 @@ class Connection:
             if event.group_id in self.groups:
                 self._push(None, 0, text)
                 self._leave(event.group_id)
+        elif kind == "notice" and event.user_id == self.user_id:
+            if event.group_id is not None and event.group_id not in self.groups:
+                self.groups.add(event.group_id)  # a new conversation of the user's
+                self.hub.index(self, event.group_id)
+            if text is not None:
+                self._push(NOTICES, event.seq, text)
         elif kind == "session.ended" and self.session_id in event.session_ids:
             self.close(protocol.SESSION_ENDED, session_ended(event.reason or ""))
 
@@ -97,9 +111,9 @@ class Connection:
             self.replies.append(text)
             self.wake.set()
 
-    def sync(self, since: dict[int, int]) -> None:
+    def sync(self, request: Sync) -> None:
         if self.closing is None:
-            self.sync_requests.append(since)
+            self.sync_requests.append(request)
             self.wake.set()
 
     def close(self, code: int, last_frame: str | None = None) -> None:
@@ -162,6 +176,8 @@ class Connection:
                 await self._replay(self.sync_requests.popleft())
             elif self.synced and self.queue:
                 group_id, seq, text = self.queue.popleft()
+                if group_id == NOTICES and not self.wants_notices:
+                    continue
                 if group_id is not None:
                     if seq <= self.sent.get(group_id, 0):
                         continue  # replayed already
@@ -171,10 +187,15 @@ class Connection:
                 self.wake.clear()
                 await self.wake.wait()
 
-    async def _replay(self, since: dict[int, int]) -> None:
-        """Every message after the client's positions, group by group in seq order, then
-        `ready`; live frames wait in the queue meanwhile and go after, less those sent."""
+    async def _replay(self, request: Sync) -> None:
+        """The user's notices after the client's (if it asked for them), then every message
+        after the client's positions, group by group in seq order, then `ready`; live frames
+        wait in the queue meanwhile and go after, less those sent."""
         self.synced = False
+        self.wants_notices = request.notices is not None
+        if self.wants_notices and not await self._replay_notices(request.notices):
+            return
+        since = request.since
         for group_id in sorted(since):
             after = since[group_id]
             while self.closing is None and group_id in self.groups:
@@ -195,8 +216,29 @@ class Connection:
         if self.closing is not None:
             return
         last = await self.store.run(store.positions, self.user_id)
-        await self._send(dumps({"type": "ready", "groups": {str(g): s for g, s in last.items()}}))
+        ready = {"type": "ready", "groups": {str(g): s for g, s in last.items()}}
+        if self.wants_notices:
+            newest, oldest = await self.store.run(store.notice_position, self.user_id)
+            ready["notices"] = newest
+            # Notices after the client's position that are no longer kept: it reads its
+            # contacts and requests over REST instead.
+            ready["notices_complete"] = request.notices >= min(oldest - 1, newest)
+        await self._send(dumps(ready))
         self.synced = True
+
+    async def _replay_notices(self, after: int) -> bool:
+        """The user's notices after `after`, in order; False if the socket closed meanwhile."""
+        while self.closing is None:
+            page = await self.store.run(store.notices_after, self.user_id, after)
+            for number, text in page:
+                if self.closing is not None:
+                    return False
+                await self._send(text)
+                self.sent[NOTICES] = max(self.sent.get(NOTICES, 0), number)
+                after = number
+            if len(page) < store.PAGE:
+                return True
+        return False
 
     async def _send(self, text: str) -> None:
         self.sending = True

@@ -150,9 +150,17 @@ class Hub:
             for e in batch
             if e.kind == "member.added" and self._heard(e.group_id, e.user_id)
         }
-        messages, member_frames = ({}, {})
-        if spans or members:
-            messages, member_frames = await self.store.run(store.batch_frames, spans, members)
+        # Notices to read (PostgreSQL: a notification carries no frame): of users heard here.
+        wanted = {
+            (e.user_id, e.seq)
+            for e in batch
+            if e.kind == "notice" and e.frame is None and self._user_heard(e.user_id)
+        }
+        messages, member_frames, notice_frames = ({}, {}, {})
+        if spans or members or wanted:
+            messages, member_frames, notice_frames = await self.store.run(
+                store.batch_frames, spans, members, wanted
+            )
         touched = set()
         for event in batch:
             kind = event.kind
@@ -173,12 +181,18 @@ class Hub:
             elif kind == "group.deleted":
                 text = dumps({"type": "group.deleted", "group_id": event.group_id})
                 self._send(list(self.by_group.get(event.group_id, ())), event, text)
+            elif kind == "notice":
+                text = event.frame or notice_frames.get((event.user_id, event.seq))
+                self._send(list(self.by_user.get(event.user_id, ())), event, text)
             elif kind == "session.ended":
                 targets = [c for s in event.session_ids for c in self.by_session.get(s, ())]
                 self._send(targets, event, None)
         for group_id in touched:
             if group_id not in self.by_group:
                 self.last_seq.pop(group_id, None)
+
+    def _user_heard(self, user_id: int) -> bool:
+        return bool(self.loading) or user_id in self.by_user
 
     def _heard(self, group_id: int, user_id: int | None = None) -> bool:
         if self.loading or group_id in self.by_group:

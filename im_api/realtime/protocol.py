@@ -40,7 +40,7 @@ REASONS = {
 # The fields of each client frame (asyncapi.yaml: additionalProperties false).
 FIELDS = {
     "auth": frozenset({"type", "token"}),
-    "sync": frozenset({"type", "since"}),
+    "sync": frozenset({"type", "since", "notices"}),
     "ping": frozenset({"type"}),
 }
 GROUP_KEY = re.compile(r"[1-9][0-9]{0,15}")
@@ -67,6 +67,9 @@ class Auth:
 @dataclass(frozen=True)
 class Sync:
     since: dict[int, int]  # group id -> the last seq the client has
+    # The number of the last notice the client has; None: the client does not ask for
+    # notices (a client of the contract before them), and gets none.
+    notices: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,10 @@ def parse(text: str | None) -> Frame:
             raise malformed("'token' must be a non-empty string")
         return Auth(token)
     if kind == "sync":
-        return Sync(_since(data.get("since")))
+        notices = data.get("notices")
+        if "notices" in data and not _is_position(notices):
+            raise malformed(f"'notices' must be an integer from 0 to {MAX_SEQ}")
+        return Sync(_since(data.get("since")), notices)
     return Ping()
 
 
@@ -116,11 +122,16 @@ def _since(since) -> dict[int, int]:
         # A group id as the contract writes it: 1 to 16 decimal digits, no leading zero.
         if not GROUP_KEY.fullmatch(key):
             raise malformed(f"'since' key {key[:20]!r} is not a group id")
-        # bool is an int in Python, not in JSON; seqs stay within what JSON numbers carry.
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
+        if not _is_position(seq):
             raise malformed(f"'since' of group {key} must be an integer from 0 to {MAX_SEQ}")
         positions[int(key)] = seq
     return positions
+
+
+def _is_position(value) -> bool:
+    """A seq or notice number a client may give: bool is an int in Python, not in JSON, and
+    positions stay within what JSON numbers carry exactly."""
+    return not isinstance(value, bool) and isinstance(value, int) and 0 <= value <= MAX_SEQ
 
 
 def malformed(why: str) -> BadFrame:

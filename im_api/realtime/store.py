@@ -16,7 +16,7 @@ from pony.orm import db_session, select
 
 from im_core import security
 from im_core.config import now
-from models import frames
+from models import frames, messages, notices, profiles
 from models.entities import Group, Membership, Message, Session, User
 
 # Messages rendered per query while replaying: a page of frames held at once per socket.
@@ -68,28 +68,34 @@ def positions(user_id: int) -> dict[int, int]:
         )
 
 
+def notice_position(user_id: int) -> tuple[int, int]:
+    """(the user's last notice number, the oldest one kept): see `models.notices.position`."""
+    with db_session:
+        return notices.position(user_id)
+
+
+def notices_after(user_id: int, number: int) -> list[tuple[int, str]]:
+    """Up to PAGE notice frames of the user after `number`, in order."""
+    with db_session:
+        return notices.after(user_id, number, PAGE)
+
+
 def message_frames(spans: dict[int, tuple[int, int]]) -> dict[int, list[tuple[int, str]]]:
     """The `message.created` frames of the messages with `low < seq <= high` of each group
     (`spans` maps group id to (low, high)), in seq order, each serialized once."""
-    from models import messages  # late: the model imports the app's config at import
-
     found_frames: dict[int, list[tuple[int, str]]] = {}
     with db_session:
         for group_id, (low, high) in spans.items():
             found = select(
                 m for m in Message if m.group.id == group_id and m.seq > low and m.seq <= high
             ).order_by(lambda m: m.seq)
-            found_frames[group_id] = [
-                (m.seq, frames.message_created(messages.view(m))) for m in found
-            ]
+            found_frames[group_id] = _frames(list(found))
     return found_frames
 
 
 def replay(user_id: int, group_id: int, after: int) -> list[tuple[int, str]] | None:
     """Up to PAGE frames of the group's messages with seq > `after`, in seq order; None when
     the user is not (or no longer) a member."""
-    from models import messages
-
     with db_session:
         if not Membership.exists(group=group_id, user=user_id):
             return None
@@ -98,22 +104,27 @@ def replay(user_id: int, group_id: int, after: int) -> list[tuple[int, str]] | N
             .order_by(lambda m: m.seq)
             .limit(PAGE)
         )
-        return [(m.seq, frames.message_created(messages.view(m))) for m in found]
+        return _frames(list(found))
 
 
 def batch_frames(
-    spans: dict[int, tuple[int, int]], members: set[tuple[int, int]]
-) -> tuple[dict[int, list[tuple[int, str]]], dict[tuple[int, int], str | None]]:
+    spans: dict[int, tuple[int, int]],
+    members: set[tuple[int, int]],
+    notice_keys: set[tuple[int, int]] = frozenset(),
+) -> tuple[dict[int, list[tuple[int, str]]], dict[tuple[int, int], str | None], dict]:
     """What a batch of events needs from the database, in one session: the message frames
-    of `spans` (see `message_frames`) and the `member.added` frame of each (group, user)."""
+    of `spans` (see `message_frames`), the `member.added` frame of each (group, user), and
+    the frame of each notice named by (user, number)."""
     with db_session:
-        return message_frames(spans), {key: member_frame(*key) for key in members}
+        return (
+            message_frames(spans),
+            {key: member_frame(*key) for key in members},
+            notices.frames_of(set(notice_keys)) if notice_keys else {},
+        )
 
 
 def member_frame(group_id: int, user_id: int) -> str | None:
     """The `member.added` frame; None when the account went meanwhile (nothing to show)."""
-    from models import profiles
-
     with db_session:
         user = User.get(id=user_id)
         if user is None or not Group.exists(id=group_id):
@@ -121,3 +132,9 @@ def member_frame(group_id: int, user_id: int) -> str | None:
         return frames.dumps(
             {"type": "member.added", "group_id": group_id, "user": profiles.member_view(user)}
         )
+
+
+def _frames(found: list) -> list[tuple[int, str]]:
+    """(seq, `message.created` frame) of each message, their senders read in one query."""
+    shown = messages.views(found)
+    return [(m.seq, frames.message_created(v)) for m, v in zip(found, shown, strict=True)]
