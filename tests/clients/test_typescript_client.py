@@ -4,8 +4,9 @@ clients/typescript: openapi-typescript turns the spec into types, `tsc --noEmit`
 walk-through (src/walkthrough.ts, openapi-fetch) against them, and the compiled walk-through
 registers, logs in, reads its profile, makes a group, opens the live socket (ws_url, the
 `ws` package with the token on the upgrade), posts a message over REST and receives it on
-the socket as `message.created`, then logs out, which ends the socket, against the live
-server.
+the socket as `message.created`, adds a second user as a contact (the request heard live on
+their socket) and sends them a direct message they receive on their socket, then logs out,
+which ends the socket, against the live server.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def test_typed_walkthrough_registers_logs_in_posts_receives_on_the_socket_and_lo
         ("socket ready", 101),
         ("post message", 201),
         ("message.created", 200),
+        ("contact", 200),
+        ("direct message", 201),
         ("logout", 200),
         ("session.ended", 4410),
         ("me after logout", 401),
@@ -111,3 +114,10 @@ def test_typed_walkthrough_registers_logs_in_posts_receives_on_the_socket_and_lo
     assert live["client_msg_id"].startswith("ts-")
     assert live["sender"] == registered["id"]
     assert by_step["session.ended"]["frame"] == {"type": "session.ended", "reason": "logout"}
+    # A contact, asked for by alice, heard live on bob's socket, accepted by bob; their direct
+    # chat, heard of live, and a message in it received on bob's socket.
+    contact, direct = by_step["contact"], by_step["direct message"]
+    assert contact["heard_live"] == contact["request"]
+    assert contact["contact"] == registered["user"]
+    assert (direct["kind"], direct["heard_live"]) == ("direct", direct["chat"])
+    assert direct["peer"].startswith("tb_") and direct["text"] == "hello, Bob"

@@ -1,6 +1,7 @@
 /**
  * A walk-through of the IM API with a typed client: register, login, me, a group, the live
- * socket (ws_url) receiving a message posted over REST, logout (which ends the socket).
+ * socket (ws_url) receiving a message posted over REST, a contact added and a direct message
+ * exchanged over the socket with a second user, logout (which ends the socket).
  *
  *   npm run walkthrough -- http://127.0.0.1:8000/api
  *
@@ -18,11 +19,15 @@ import type { components, paths } from "./schema.js";
 
 type ErrorBody = components["schemas"]["ApiError"];
 type Message = components["schemas"]["Message"];
+type Conversation = components["schemas"]["GroupSummary"];
+type ContactRequest = components["schemas"]["ContactRequest"];
 
 /** The server's frames this walk-through reads (openapi/asyncapi.yaml has them all). */
 type ServerFrame =
-  | { type: "ready"; groups: Record<string, number> }
+  | { type: "ready"; groups: Record<string, number>; notices?: number }
   | { type: "message.created"; message: Message }
+  | { type: "contact.requested"; notice: number; request: ContactRequest }
+  | { type: "conversation.created"; notice: number; group: Conversation }
   | { type: "session.ended"; reason: string }
   | { type: "error"; code: number; info: string }
   | { type: string };
@@ -57,6 +62,10 @@ class LiveChannel {
     this.socket.send(JSON.stringify(frame));
   }
 
+  close(): void {
+    this.socket.close();
+  }
+
   /** The next frame; null once the socket closed; an error after `seconds`. */
   async next(seconds = 10): Promise<ServerFrame | null> {
     const deadline = Date.now() + seconds * 1000;
@@ -73,6 +82,15 @@ class LiveChannel {
       this.waiting = undefined;
     }
     return this.frames.shift() ?? null;
+  }
+
+  /** The next frame of type `type`, skipping the others. */
+  async nextOf(type: string, seconds = 10): Promise<ServerFrame> {
+    for (;;) {
+      const frame = await this.next(seconds);
+      if (frame === null) throw new Error(`socket closed: ${JSON.stringify(this.closed)}`);
+      if (frame.type === type) return frame;
+    }
   }
 
   /** Waits until the socket has closed (after its last frame). */
@@ -100,18 +118,31 @@ function expectOk<T>(name: string, result: { data?: T; error?: unknown; response
   return result.data;
 }
 
-async function main(): Promise<void> {
+/** A typed client that sends `auth.token`, once set, as its bearer token. */
+function clientWith(auth: { token?: string }) {
   const client = createClient<paths>({ baseUrl });
-  let token: string | undefined;
   const bearer: Middleware = {
     onRequest({ request }) {
-      if (token !== undefined) {
-        request.headers.set("Authorization", `Bearer ${token}`);
+      if (auth.token !== undefined) {
+        request.headers.set("Authorization", `Bearer ${auth.token}`);
       }
       return request;
     },
   };
   client.use(bearer);
+  return client;
+}
+
+/** ws_url is relative to the API's base URL: ws/user/{id}/ -> ws://host/api/ws/user/{id}/. */
+function socketUrl(wsUrl: string): URL {
+  const url = new URL(wsUrl, `${baseUrl.replace(/\/?$/, "/")}`);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url;
+}
+
+async function main(): Promise<void> {
+  const auth: { token?: string } = {};
+  const client = clientWith(auth);
 
   // A fresh name each run, so the walk-through works against any server.
   const name = `ts_${Date.now().toString(36)}`.slice(0, 16);
@@ -124,7 +155,7 @@ async function main(): Promise<void> {
   step("register", 200, { code: registered.code, user: registered.user.name, id: registered.user.id });
 
   const signedIn = expectOk("login", await client.POST("/user/login", { body: { name, password } }));
-  token = signedIn.token;
+  auth.token = signedIn.token;
   step("login", 200, { code: signedIn.code, ws_url: signedIn.ws_url, expires_at: signedIn.expires_at });
 
   const profile = expectOk("me", await client.GET("/user/me"));
@@ -138,17 +169,15 @@ async function main(): Promise<void> {
   const groupId = made.group.id;
   step("group", madeGroup.response.status, { code: made.code, id: groupId });
 
-  // ws_url is relative to the API's base URL: ws/user/{id}/ -> ws://host/api/ws/user/{id}/.
-  const socketUrl = new URL(signedIn.ws_url, `${baseUrl.replace(/\/?$/, "/")}`);
-  socketUrl.protocol = socketUrl.protocol === "https:" ? "wss:" : "ws:";
-  const channel = await LiveChannel.open(socketUrl.href, signedIn.token);
+  const url = socketUrl(signedIn.ws_url);
+  const channel = await LiveChannel.open(url.href, signedIn.token);
   // No positions: nothing to replay; then `ready` with the last seq of each of my groups.
   channel.send({ type: "sync", since: {} });
   const ready = await channel.next();
   if (ready?.type !== "ready" || !("groups" in ready)) {
     throw new Error(`expected ready, got ${JSON.stringify(ready)}`);
   }
-  step("socket ready", 101, { url: socketUrl.pathname, groups: ready.groups });
+  step("socket ready", 101, { url: url.pathname, groups: ready.groups });
 
   const clientMsgId = `ts-${Date.now().toString(36)}`;
   const posted = await client.POST("/groups/{group_id}/messages", {
@@ -180,11 +209,72 @@ async function main(): Promise<void> {
     sender: live.sender.id,
   });
 
+  // A second user, bob, with a client of his own and a socket that asks for notices
+  // (`notices: 0`): changes to his contacts and new conversations arrive on it.
+  const bobAuth: { token?: string } = {};
+  const bobClient = clientWith(bobAuth);
+  const bobName = `tb_${Date.now().toString(36)}`.slice(0, 16);
+  const bob = expectOk(
+    "register bob",
+    await bobClient.POST("/user/register", { body: { name: bobName, password } }),
+  );
+  bobAuth.token = bob.token;
+  const bobChannel = await LiveChannel.open(socketUrl(bob.ws_url).href, bob.token);
+  bobChannel.send({ type: "sync", since: {}, notices: 0 });
+  await bobChannel.nextOf("ready");
+
+  // Alice asks bob to be a contact; his socket hears of it; he accepts.
+  const asked = await client.POST("/contacts/requests", {
+    body: { name: bobName, note: "Alice, from the walk-through" },
+  });
+  // 201 with the request; 200 with a contact had bob asked alice first.
+  const answer = expectOk("contact request", asked);
+  if (!("request" in answer)) throw new Error(`already contacts: ${JSON.stringify(answer)}`);
+  const request = answer.request;
+  const heard = await bobChannel.nextOf("contact.requested");
+  if (!("request" in heard) || heard.request.id !== request.id) {
+    throw new Error(`contact.requested carried ${JSON.stringify(heard)}`);
+  }
+  const accepted = await bobClient.POST("/contacts/requests/{request_id}/accept", {
+    params: { path: { request_id: request.id } },
+  });
+  const contact = expectOk("contact", accepted).contact;
+  step("contact", accepted.response.status, {
+    request: request.id,
+    heard_live: heard.request.id,
+    contact: contact.user.name,
+  });
+
+  // Alice opens their direct chat and writes in it; bob's socket hears of the new chat,
+  // then gets the message.
+  const opened = await client.PUT("/direct/{user_id}", {
+    params: { path: { user_id: bob.user.id } },
+  });
+  const chat = expectOk("direct chat", opened).group;
+  const created = await bobChannel.nextOf("conversation.created");
+  const dm = await client.POST("/groups/{group_id}/messages", {
+    params: { path: { group_id: chat.id } },
+    body: { text: "hello, Bob" },
+  });
+  const dmSent = expectOk("direct message", dm).message;
+  const dmLive = await bobChannel.nextOf("message.created");
+  if (!("message" in dmLive) || dmLive.message.id !== dmSent.id) {
+    throw new Error(`bob's socket got ${JSON.stringify(dmLive)}`);
+  }
+  step("direct message", opened.response.status, {
+    kind: chat.kind,
+    peer: chat.peer?.name,
+    heard_live: "group" in created ? created.group.id : null,
+    chat: chat.id,
+    text: dmLive.message.text,
+  });
+  bobChannel.close();
+
   const loggedOut = expectOk("logout", await client.POST("/user/logout"));
   step("logout", 200, { code: loggedOut.code });
 
   // Logging out ends this session's socket: a session.ended frame, then close 4410.
-  const ended = await channel.next();
+  const ended = await channel.nextOf("session.ended");
   const closed = await channel.closedWithin(10);
   step("session.ended", closed.code, { frame: ended });
 
