@@ -48,6 +48,7 @@ ROUTES = [
     ("/api/user/change_name", ["POST"], "handlers.user.change_name", True),
     ("/api/user/login", ["POST"], "handlers.user.login", False),
     ("/api/user/register", ["POST"], "handlers.user.register", False),
+    ("/api/groups", ["GET"], "handlers.groups.list_my_groups", True),
     ("/api/groups/<int:group_id>/messages", ["GET"], "handlers.groups.list_messages", True),
     ("/api/groups/<int:group_id>/upload_file", ["POST"], "handlers.media.upload_file", True),
 ]

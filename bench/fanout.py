@@ -7,14 +7,16 @@
 It starts `im-api serve` (one worker) and `bench.fanout_baseline` (a bare Starlette app
 that fans a posted message out to the same sockets with the same JSON shape, doing the same
 database work through the API's own handler), seeds N users each in one group of every size
-asked for, and has a load process (`bench.fanout_load`) open one synced socket per user on
-each server. Memory per idle socket is each server's RSS growth while its N sockets opened,
-divided by N. Then, per group size, messages are posted over REST at a fixed rate to the
-groups of that size, in rounds alternating baseline and im-api; it reports per server the
-frames delivered per second, p50 and p99 from the post's scheduled time to the frame's
-arrival, frames lost, the server's CPU per frame, and how many times the server serialized a
-`message.created` frame per message (`bench.counted` counts them in both servers), then
-im-api's delivered frames/s as a ratio of the baseline's and the design's targets.
+asked for (the "groups" of 2 are direct chats of two contacts: a direct message from post to
+the other user's socket), and has a load process (`bench.fanout_load`) open one synced
+socket per user on each server. Memory per idle socket is each server's RSS growth while its
+N sockets opened, divided by N. Then, per group size, messages are posted over REST at a
+fixed rate to the groups of that size, in rounds alternating baseline and im-api; it reports
+per server the frames delivered per second, p50 and p99 from the post's scheduled time to
+the frame's arrival, frames lost, the server's CPU per frame, and how many times the server
+serialized a `message.created` frame per message (`bench.counted` counts them in both
+servers), then im-api's delivered frames/s as a ratio of the baseline's and the design's
+targets.
 See bench/README.md, "Fan-out".
 """
 
@@ -165,13 +167,21 @@ def seed(settings: Settings, run_id: str, count: int, sizes: tuple[int, ...]) ->
             for size in sizes:
                 made[size] = []
                 for first in range(0, count - size + 1, size):
-                    group = groups.create(User[ids[first]], f"{server} {size} #{first // size}")
-                    for index in range(first + 1, first + size):
-                        Membership(group=group, user=User[ids[index]], joined_at=now())
+                    if size == 2:  # a direct message: two contacts and their direct chat
+                        group = fixtures.direct_chat(User[ids[first]], User[ids[first + 1]])
+                    else:
+                        group = groups.create(User[ids[first]], f"{server} {size} #{first // size}")
+                        for index in range(first + 1, first + size):
+                            Membership(group=group, user=User[ids[index]], joined_at=now())
                     made[size].append((group.id, first))
                 commit()
         seeded[server] = Users(ids, tokens, made)
     return seeded
+
+
+def label(size: int) -> str:
+    """How a group size is named in the reports: 2 is a direct chat."""
+    return "direct chats" if size == 2 else f"groups of {size}"
 
 
 @dataclass
@@ -348,7 +358,7 @@ class FanoutBench:
             # One more baseline round: every im-api round has a baseline round on each side.
             self.round("baseline", posts["baseline"], rate, self.mode.duration, scenario.baseline)
             scenarios.append(scenario)
-            print(f"  groups of {size}: {self.progress(scenario)}", file=sys.stderr, flush=True)
+            print(f"  {label(size)}: {self.progress(scenario)}", file=sys.stderr, flush=True)
         print()
         print(self.table(scenarios))
         print()
@@ -443,7 +453,7 @@ class FanoutBench:
 
     def table(self, scenarios: list[Scenario]) -> str:
         head = (
-            f"{'group size':<11}{'server':<10}{'msg/s':>7}{'frames/s':>10}{'p50 ms':>9}"
+            f"{'group size':<14}{'server':<10}{'msg/s':>7}{'frames/s':>10}{'p50 ms':>9}"
             f"{'p99 ms':>9}{'lost':>7}{'cpu us/frame':>13}{'ser/msg':>8}  ratio (rounds)"
         )
         lines = [head, "-" * len(head)]
@@ -455,9 +465,10 @@ class FanoutBench:
                 if name == "im-api" and scenario.round_ratios():
                     low, high = min(scenario.round_ratios()), max(scenario.round_ratios())
                     ratio = f"{scenario.ratio:.2f} ({low:.2f}-{high:.2f})"
-                label = f"{scenario.size} x {scenario.groups}" if name == "baseline" else ""
+                size = "direct" if scenario.size == 2 else scenario.size
+                first = f"{size} x {scenario.groups}" if name == "baseline" else ""
                 row = (
-                    f"{label:<11}{name:<10}{side.messages / side.elapsed:>7.1f}"
+                    f"{first:<14}{name:<10}{side.messages / side.elapsed:>7.1f}"
                     f"{side.frames_per_second:>10,.0f}"
                     f"{percentile(latencies, 0.5) * 1000:>9.1f}"
                     f"{percentile(latencies, 0.99) * 1000:>9.1f}{lost:>7}"
@@ -466,11 +477,11 @@ class FanoutBench:
                 lines.append(row.rstrip())
                 load = max((r["load_cores"] for r in side.rounds), default=0.0)
                 if load > 0.8:  # the client process, not the server, may have been the limit
-                    lines.append(f"{'':<21}the load process used up to {load:.2f} cores")
+                    lines.append(f"{'':<24}the load process used up to {load:.2f} cores")
                 errors = side.errors()
                 if errors or side.total("sockets_closed"):
                     lines.append(
-                        f"{'':<11}{'':<10}post errors {errors}, sockets closed "
+                        f"{'':<14}{'':<10}post errors {errors}, sockets closed "
                         f"{side.total('sockets_closed')}"
                     )
         return "\n".join(lines)
@@ -482,7 +493,7 @@ class FanoutBench:
             verdict = "MET" if ratio >= TARGET_RATIO else "NOT MET"
             cost = scenario.baseline.cpu_us_per_frame / (scenario.api.cpu_us_per_frame or 1e-9)
             lines.append(
-                f"  groups of {scenario.size}: delivered frames/s >= {TARGET_RATIO} of the "
+                f"  {label(scenario.size)}: delivered frames/s >= {TARGET_RATIO} of the "
                 f"baseline: {ratio:.2f}  {verdict} (offered {scenario.rate * scenario.size:,.0f}"
                 f"/s; server CPU per frame, baseline's over im-api's: {cost:.2f})"
             )

@@ -66,15 +66,10 @@ _seqs: dict[int, itertools.count] = {}
 
 
 def _groups_of(user_id: int) -> dict[int, int]:
-    """The user's groups and their last seq, read as the API's sync reads them."""
-    from models import groups
-    from models.entities import User
+    """The user's conversations and their last seq, read as the API's sync reads them."""
+    from im_api.realtime import store
 
-    with db_session:
-        user = User.get(id=user_id)
-        if user is None:
-            return {}
-        return {group.id: getattr(group, "last_seq", 0) for group in groups.of_user(user)}
+    return store.positions(user_id)
 
 
 async def socket_endpoint(websocket: WebSocket) -> None:

@@ -36,6 +36,8 @@ class Fixtures:
     login_names: list[str]
     group_id: int | None = None
     member_tokens: list[str] = field(default_factory=list)  # the group's members
+    busy_token: str | None = None  # a user in many conversations (list_conversations)
+    queries_per_page: dict[int, int] = field(default_factory=dict)  # conversations: queries
     notes: dict[str, str] = field(default_factory=dict)  # operation: why it is skipped
 
 
@@ -170,3 +172,91 @@ def prepare_group(port: int, fixtures: Fixtures, messages: int) -> None:
         fixtures.notes["list_messages"] = "the message list is not implemented yet (501)"
     elif status != 200:
         fixtures.notes["list_messages"] = f"the message list answered {status} {answer}"
+
+
+def prepare_conversations(run_id: str, fixtures: Fixtures, count: int) -> None:
+    """A user in `count` conversations (every tenth a direct chat with a contact), each with
+    one message, made through the models (`count` groups through the API would take long and
+    measure nothing), and another user in a tenth as many, of both kinds alike; then the
+    queries one page of the list costs each of the two (`queries_per_page`: conversations ->
+    queries)."""
+    from pony.orm import commit
+
+    from models import groups, messages
+    from models.entities import Membership, User
+
+    settings = config.current()
+    rounds, settings.bcrypt_rounds = settings.bcrypt_rounds, 4  # these users never log in
+    try:
+        with db_session:
+            busy, fewer = users.create(f"b{run_id}", PASSWORD), users.create(f"c{run_id}", PASSWORD)
+            fixtures.busy_token, _ = sessions.open_session(busy)
+            commit()
+            busy_id, fewer_id = busy.id, fewer.id
+        for index in range(count):
+            with db_session:
+                busy = User[busy_id]
+                if index % 10 == 0:
+                    peer = users.create(f"p{run_id}{index:04d}", PASSWORD)
+                    chat = direct_chat(busy, peer)
+                    if index % 100 == 0:
+                        direct_chat(User[fewer_id], peer)
+                else:
+                    chat = groups.create(busy, f"conversation {index}")
+                    if index % 10 == 1:
+                        Membership(group=chat, user=User[fewer_id], joined_at=chat.created_at)
+                commit()
+                chat_id = chat.id
+            with db_session:
+                messages.post_text(chat_id, busy_id, f"message {index}")
+    finally:
+        settings.bcrypt_rounds = rounds
+    fixtures.queries_per_page = {
+        count: _queries_per_page(busy_id),
+        count // 10: _queries_per_page(fewer_id),
+    }
+
+
+def direct_chat(one, other):
+    """The direct chat of two contacts, as `PUT /direct/{user_id}` makes it."""
+    from pony.orm import flush
+
+    from im_core.config import now
+    from models import direct
+    from models.entities import Contact, Group, Membership
+
+    started = now()
+    for owner, contact in ((one, other), (other, one)):
+        Contact(owner=owner, other=contact, created_at=started)
+    chat = Group(
+        kind=direct.DIRECT,
+        direct_key=direct.key(one.id, other.id),
+        created_at=started,
+        last_activity_at=started,
+    )
+    for member in (one, other):
+        Membership(group=chat, user=member, joined_at=started)
+    flush()  # its id
+    return chat
+
+
+def _queries_per_page(user_id: int, limit: int = 50) -> int:
+    """The SQL statements one page of the user's conversation list runs (its first page)."""
+    from models import conversations
+    from models.entities import User, db
+
+    statements = 0
+    execute = db.provider.execute
+
+    def counting(*args, **kwargs):
+        nonlocal statements
+        statements += 1
+        return execute(*args, **kwargs)
+
+    db.provider.execute = counting
+    try:
+        with db_session:
+            conversations.page(User[user_id], None, limit)
+    finally:
+        db.provider.execute = execute
+    return statements

@@ -105,6 +105,11 @@ class ListMessages(Operation):
         return json_request("GET", path, tokens[conn % len(tokens)])
 
 
+class ListConversations(Operation):
+    def build(self, conn, seq):
+        return json_request("GET", "/api/groups?limit=50", self.params["tokens"][0])
+
+
 class Upload(Operation):
     """A file of `size` bytes into the group; the first bytes change so no two are alike."""
 
@@ -144,6 +149,7 @@ OPERATIONS = {
     "login": Login,
     "register": Register,
     "list_messages": ListMessages,
+    "list_conversations": ListConversations,
     "upload_1mb": Upload,
     "upload_max": Upload,
     "upload_too_large": TooLarge,

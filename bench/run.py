@@ -54,11 +54,14 @@ OPERATIONS = {
     "login": "POST /user/login: bcrypt check, new session",
     "register": "POST /user/register: bcrypt hash, new user and session",
     "list_messages": "GET /groups/{id}/messages: a page of messages",
+    "list_conversations": "GET /groups: the first page (50) of a user's 500 conversations",
     "upload_1mb": "POST /groups/{id}/upload_file: 1 MB",
     "upload_max": "POST /groups/{id}/upload_file: maximum size",
     "upload_too_large": "POST /groups/{id}/upload_file: declares twice the maximum",
 }
 BCRYPT_OPERATIONS = {"login", "register"}
+# The conversations of the user whose list `list_conversations` pages through.
+CONVERSATIONS = 500
 UPLOADS = {"upload_1mb", "upload_max", "upload_too_large"}
 # Measured a third time on im-api with its speed module off (IM_CONNEXION_SPEEDUPS=false):
 # the operations whose cost is Connexion's; bcrypt and uploads are not its.
@@ -313,6 +316,8 @@ class Bench:
         operations = [name for name in OPERATIONS if name in self.args.ops.split(",")]
         if {"list_messages", "upload_1mb", "upload_max"} & set(operations):
             fixtures.prepare_group(self.servers["im-api"].port, self.fixtures, self.mode.messages)
+        if "list_conversations" in operations:
+            fixtures.prepare_conversations(self.run_id, self.fixtures, CONVERSATIONS)
         print(self.header(), flush=True)
         results = []
         for operation in operations:
@@ -428,6 +433,8 @@ class Bench:
         timeout = 30.0
         if operation == "list_messages":
             params["tokens"] = self.fixtures.member_tokens or self.fixtures.tokens[:1]
+        if operation == "list_conversations":
+            params["tokens"] = [self.fixtures.busy_token]
         if operation in UPLOADS:
             count = {"upload_1mb": mode.uploads_1mb, "upload_max": mode.uploads_max}.get(
                 operation, mode.too_large
@@ -497,6 +504,17 @@ class Bench:
                 f"    against the cores left free ({probe.cores} - {others:.2f}) / "
                 f"{probe.one_hash * 1000:.0f} ms = {free:.2f}/s, login reached "
                 f"{login.api.rps / free:.2f}"
+            )
+        listed = by_name.get("list_conversations")
+        if listed and not listed.skipped:
+            queries = self.fixtures.queries_per_page
+            counted = ", ".join(f"{n} for a user in {c}" for c, n in sorted(queries.items()))
+            shown = listed.api.summary()
+            lines.append(
+                f"  conversation list, {CONVERSATIONS} conversations: p50 "
+                f"{shown['p50_ms']:.1f} ms, p99 {shown['p99_ms']:.1f} ms, "
+                f"{listed.ratio:.2f} of the baseline; queries per page: {counted}  "
+                f"{'MET' if len(set(queries.values())) == 1 else 'NOT MET'} (bounded)"
             )
         upload = by_name.get("upload_max")
         if upload and not upload.skipped and upload.api.memory_kib:
