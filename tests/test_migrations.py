@@ -64,6 +64,7 @@ def test_a_database_of_an_earlier_release_upgrades_with_nothing_lost(release, tm
     tables = fixture.tables
     kept = unchanged_columns(database, tables)
     before_rows, before_counts = rows(database, kept), counts(database, tables)
+    highest_id = _highest_user_id_given(database)
     assert before_counts == expected["rows"], "the copy differs from what make.py recorded"
     assert version(database) == []
 
@@ -87,6 +88,7 @@ def test_a_database_of_an_earlier_release_upgrades_with_nothing_lost(release, tm
         _every_token_works(http, expected, fixture.folder / "media")
         _every_message_and_file_is_there(http, expected, fixture.folder / "media")
         _every_account_logs_in(http, expected)
+        _new_ids_come_after(http, highest_id)
     # What later migrations made of the release's data: checks go here (see above).
     # 0003 adds the abuse limits' counts, a table of its own: the logins above were counted
     # in it, and the release's tables are untouched (checked above).
@@ -147,6 +149,23 @@ def test_a_database_at_schema_0004_upgrades_with_every_row_kept(at_0004, tmp_pat
         _every_text_is_there(http, expected)
         _every_account_logs_in(http, expected)
         _conversations_by_activity(http, expected)
+
+
+def _highest_user_id_given(database: Scratch) -> int:
+    """The highest account id ever given, a cancelled account's included."""
+    if database.postgres:
+        found = database.execute('SELECT last_value FROM "user_id_seq"')
+    else:
+        found = database.execute("SELECT seq FROM sqlite_sequence WHERE name = 'User'")
+    return found[0][0]
+
+
+def _new_ids_come_after(http: httpx.Client, highest: int) -> None:
+    """A new account gets an id never given before: a cancelled account's id is not reused
+    (a table rebuilt by an upgrade keeps its id sequence)."""
+    made = http.post("/user/register", json={"name": "newcomer", "password": "new password"})
+    assert made.status_code == 200, made.text
+    assert made.json()["user"]["id"] > highest
 
 
 def _every_text_is_there(http: httpx.Client, expected: dict) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from models.migrations import is_postgres, table
+from models.migrations import is_postgres, keeping_id_sequence, table
 
 revision = "0005"
 down_revision = "0004"
@@ -99,27 +99,51 @@ def _change_in_place(group: str, user: str) -> None:
 def _rebuild_on_sqlite(group: str, user: str) -> None:
     # Batch mode makes each table again with these changes (the `owner` column given here
     # replaces the reflected one, with its new foreign key). AUTOINCREMENT is not reflected:
-    # asked for again, so ids are never reused.
-    with op.batch_alter_table(
-        group,
-        recreate="always",
-        table_kwargs={"sqlite_autoincrement": True},
-        reflect_args=[
-            sa.Column(
-                "owner",
-                sa.Integer(),
-                sa.ForeignKey(f"{table('User')}.id", ondelete="SET NULL"),
-                nullable=True,
-            ),
-            sa.Column("direct_key", sa.String(48), unique=True, nullable=True),
-        ],
-    ) as batch:
+    # asked for again, and its counter kept, so ids are never reused.
+    with (
+        keeping_id_sequence("Group"),
+        op.batch_alter_table(
+            group,
+            recreate="always",
+            table_kwargs={"sqlite_autoincrement": True},
+            reflect_args=[
+                sa.Column(
+                    "owner",
+                    sa.Integer(),
+                    sa.ForeignKey(f"{table('User')}.id", ondelete="SET NULL"),
+                    nullable=True,
+                ),
+                sa.Column("direct_key", sa.String(48), unique=True, nullable=True),
+            ],
+        ) as batch,
+    ):
         batch.alter_column("kind", existing_type=sa.String(8), nullable=False)
         batch.alter_column("last_activity_at", existing_type=sa.DateTime(), nullable=False)
-    with op.batch_alter_table(
-        user, recreate="always", table_kwargs={"sqlite_autoincrement": True}
-    ) as batch:
-        batch.alter_column("last_notice", existing_type=sa.BigInteger(), nullable=False)
+    _rebuild_user_on_sqlite(user)
+
+
+def _rebuild_user_on_sqlite(user: str) -> None:
+    """`User` made again with `last_notice` NOT NULL, by hand: Alembic's batch mode would
+    write its two UNIQUE constraints in no fixed order, and SQLite numbers their indexes by
+    it (Pony's order: name_key, then email). Rows, ids and the id sequence are kept."""
+    op.execute(
+        sa.text(
+            'CREATE TABLE "_new_User" (\n'
+            '  "id" INTEGER PRIMARY KEY AUTOINCREMENT,\n'
+            '  "name" VARCHAR(16) NOT NULL,\n'
+            '  "name_key" VARCHAR(16) UNIQUE NOT NULL,\n'
+            '  "email" VARCHAR(254) UNIQUE,\n'
+            '  "password_hash" VARCHAR(100) NOT NULL,\n'
+            '  "created_at" DATETIME NOT NULL,\n'
+            '  "last_notice" BIGINT NOT NULL\n'
+            ")"
+        )
+    )
+    columns = '"id", "name", "name_key", "email", "password_hash", "created_at", "last_notice"'
+    op.execute(sa.text(f'INSERT INTO "_new_User" ({columns}) SELECT {columns} FROM "{user}"'))
+    with keeping_id_sequence("User"):
+        op.execute(sa.text(f'DROP TABLE "{user}"'))
+        op.execute(sa.text(f'ALTER TABLE "_new_User" RENAME TO "{user}"'))
 
 
 def _create(entity: str, *items, unique: tuple[str, ...], index: str | None = None) -> None:
