@@ -30,6 +30,7 @@ SERVER_FRAMES = {
     "member.added",
     "member.removed",
     "group.deleted",
+    "read",
     "session.ended",
     "error",
     "pong",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from handlers import SUCCEED
 from im_api import clients
 from im_core.errors import ApiError, Error
-from models import conversations, groups, messages, sessions, throttle
+from models import conversations, groups, messages, reads, sessions, throttle
 
 
 def create_group(body, token_info):
@@ -52,6 +52,16 @@ def list_messages(group_id, token_info, limit, cursor=None, after_seq=None):
     else:
         found, next_page = messages.page(group, cursor, limit)
     return {**SUCCEED, "messages": messages.views(found), "next": next_page}
+
+
+def mark_read(group_id, body, token_info):
+    user_id = sessions.active(token_info).user.id
+    return {**SUCCEED, "read": reads.mark(group_id, user_id, body["seq"])}
+
+
+def list_reads(group_id, token_info):
+    group = groups.of_member(group_id, sessions.active(token_info).user)
+    return {**SUCCEED, **reads.receipts(group)}
 
 
 def post_message(group_id, body, token_info):

@@ -84,6 +84,8 @@ class Settings:
     # Who may open a direct chat with whom: "contacts" (and not blocked), or "anyone" not
     # blocked.
     direct_chats: str = "contacts"
+    # Groups up to this many members show who has read how far; larger ones only counts.
+    read_receipts_max_members: int = 100
     validate_responses: bool = False
     # Origins (scheme://host[:port]) whose pages may call the API; empty: none, "*": any.
     cors_origins: list[str] = dataclasses.field(default_factory=list)

@@ -63,6 +63,7 @@ class Error(enum.Enum):
     # A rule code, not 1001: the contract cannot say that two query parameters exclude each
     # other, so a request with both is schema-valid.
     PAGING_CONFLICT = (5002, 400, "Give after_seq or cursor, not both")
+    READ_BEYOND_LAST = (5003, 400, "Beyond the last message: its seq is {last_seq}")
 
     # Sent in socket error frames (the socket stays open), never as an HTTP answer; 400 for
     # the table, as the frame is the client's mistake.

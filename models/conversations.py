@@ -6,7 +6,8 @@ A group chat and a direct chat are both conversations (`Group` rows of kind "gro
 list holds every conversation of a user, most recently active first, paged by a cursor; a
 page costs the same few queries whatever the number of conversations, or of their members:
 the page itself, then its last messages (with their media and senders), its member counts,
-its direct chats' other members, and everyone's avatars, each in one query.
+its direct chats' other members, everyone's avatars, and the viewer's read state (position,
+unread and mention counts: `models.reads`), each in one query.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pony.orm import count, desc, flush, select
 
 from im_core.config import now
 from im_core.errors import ApiError, Error
-from models import direct, locks, messages, notices, profiles
+from models import direct, locks, messages, notices, profiles, reads
 from models.entities import Group, Membership, Message, User
 from models.present import utc_iso
 
@@ -91,10 +92,12 @@ def summaries(conversations: list[Group], viewer: User) -> list[dict]:
     sizes = dict(select((m.group.id, count(m)) for m in Membership if m.group.id in ids))
     peers = _peers([c for c in conversations if c.kind == direct.DIRECT], viewer)
     people = profiles.member_views([*peers.values(), *(m.sender for m in last.values())])
+    read = reads.states(viewer.id, ids)
     shown = []
     for c in conversations:
         summary = {
             **_heading(c, peers, people),
+            **_read_state(read.get(c.id)),
             "member_count": sizes.get(c.id, 0),
             "created_at": utc_iso(c.created_at),
             "last_activity_at": utc_iso(c.last_activity_at),
@@ -119,9 +122,16 @@ def view(conversation: Group, viewer: User) -> dict:
     peers = _peers([conversation], viewer) if conversation.kind == direct.DIRECT else {}
     return {
         **_heading(conversation, peers, people),
+        **_read_state(reads.states(viewer.id, [conversation.id]).get(conversation.id)),
         "members": [people[user.id] for user in members],
         "created_at": utc_iso(conversation.created_at),
     }
+
+
+def _read_state(state: tuple[int, int, int] | None) -> dict:
+    """The viewer's position and counts (`models.reads`); nothing read if not a member."""
+    read_seq, unread, mentions = state or (0, 0, 0)
+    return {"read_seq": read_seq, "unread_count": unread, "mention_count": mentions}
 
 
 def _heading(conversation: Group, peers: dict[int, User], people: dict[int, dict]) -> dict:

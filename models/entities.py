@@ -42,6 +42,7 @@ class User(db.Entity):
     blocks = Set("Block", reverse="blocker", cascade_delete=True)
     blocked_by = Set("Block", reverse="blocked", cascade_delete=True)
     notices = Set("Notice", cascade_delete=True)
+    mentioned = Set("Mention", cascade_delete=True)
     # The number of the user's newest notice (0: none yet), raised by SQL under the
     # account's row lock like a group's last_seq (models.notices).
     last_notice = Required(int, size=64, default=0, volatile=True)
@@ -87,6 +88,7 @@ class Group(db.Entity):
     created_at = Required(datetime)
     memberships = Set("Membership", cascade_delete=True)
     messages = Set("Message", cascade_delete=True)
+    mentions = Set("Mention", cascade_delete=True)
     # The seq of the group's newest message (0: none yet). A new message takes the next one
     # by raising this under the row's lock in its own transaction (models.messages), so
     # seqs come in commit order with no gaps, which a database sequence cannot promise.
@@ -107,6 +109,9 @@ class Membership(db.Entity):
     user = Required(User)
     joined_at = Required(datetime)
     composite_key(group, user)
+    # How far the member has read (a seq; 0: nothing), only ever raised, by SQL
+    # (models.reads): unread counts are derived from it, never kept per message.
+    read_seq = Required(int, size=64, default=0, volatile=True)
 
 
 class Media(db.Entity):
@@ -139,6 +144,8 @@ class Message(db.Entity):
     client_msg_id = Optional(str, 64, nullable=True)
     composite_key(group, seq)
     composite_key(group, sender, client_msg_id)
+    # The ids of the members its text mentions (`@name`), comma-separated; None for none.
+    mentions = Optional(str, nullable=True)
 
 
 class Throttle(db.Entity):
@@ -192,3 +199,14 @@ class Notice(db.Entity):
     frame = Required(str, autostrip=False)
     created_at = Required(datetime)
     composite_key(user, number)
+
+
+class Mention(db.Entity):
+    """A member mentioned by a message (its group and seq): counted per member after their
+    read position, so a mention badge costs an index range, not a scan."""
+
+    id = PrimaryKey(int, auto=True, size=64)
+    user = Required(User, reverse="mentioned")
+    group = Required(Group)
+    seq = Required(int, size=64)
+    composite_key(user, group, seq)

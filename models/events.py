@@ -44,6 +44,7 @@ KINDS = frozenset(
         "group.deleted",
         "session.ended",
         "notice",  # models.notices: user_id, its number as seq, group_id if it adds one
+        "read",  # models.reads: group_id, user_id, the position as seq, counts, shared
     }
 )
 REASONS = frozenset({"logout", "password_changed", "account_cancelled"})
@@ -58,6 +59,8 @@ class Event:
     message_id: int | None = None
     session_ids: tuple[int, ...] = ()
     reason: str | None = None
+    counts: tuple[int, ...] = ()  # read: the member's unread and mention counts
+    shared: bool = False  # read: the other members see it too (receipts)
     frame: str | None = None  # message.created, notice: the frame; never in a notification
 
 
@@ -101,8 +104,8 @@ def encode(event: Event) -> str:
     fields = {"kind": event.kind}
     for field in _NOTIFIED[1:]:
         value = getattr(event, field.name)
-        if value is not None and value != ():
-            fields[field.name] = list(value) if field.name == "session_ids" else value
+        if value is not None and value != () and value is not False:
+            fields[field.name] = list(value) if isinstance(value, tuple) else value
     return json.dumps(fields, separators=(",", ":"))
 
 
@@ -115,13 +118,16 @@ def decode(payload: str) -> Event:
         known = {field.name for field in _NOTIFIED}
         if set(fields) - known:
             raise ValueError(f"unknown fields {sorted(set(fields) - known)}")
-        if "session_ids" in fields:
-            fields["session_ids"] = tuple(fields["session_ids"])
+        for name in ("session_ids", "counts"):
+            if name in fields:
+                fields[name] = tuple(fields[name])
+                if any(type(i) is not int for i in fields[name]):
+                    raise ValueError(f"{name} are not integers")
         for name in ("group_id", "user_id", "seq", "message_id"):
             if name in fields and (type(fields[name]) is not int):
                 raise ValueError(f"{name} is not an integer")
-        if any(type(i) is not int for i in fields.get("session_ids", ())):
-            raise ValueError("session_ids are not integers")
+        if "shared" in fields and fields["shared"] is not True:
+            raise ValueError("shared is not true")
         return Event(**fields)
     except (TypeError, json.JSONDecodeError) as error:
         raise ValueError(f"not an event: {error}") from None

@@ -68,7 +68,8 @@ def add_member(group_id: int, by_id: int, name: str) -> Group:
     user = User[user_id]
     if Membership.exists(group=group, user=user):
         raise ApiError(Error.ALREADY_A_MEMBER)
-    Membership(group=group, user=user, joined_at=now())
+    # A new member has read the history: only what comes after counts as unread.
+    Membership(group=group, user=user, joined_at=now(), read_seq=group.last_seq)
     try:
         flush()  # the unique key decides here, before an event goes out for the row
         events.emit(events.Event("member.added", group_id=group_id, user_id=user_id))

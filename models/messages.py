@@ -20,7 +20,7 @@ from pony.orm import (
 
 from im_core.config import now
 from im_core.errors import ApiError, Error
-from models import checks, events, frames, groups, media, profiles
+from models import checks, events, frames, groups, media, profiles, reads
 from models.entities import Group, Media, Message, User, db
 from models.present import media_url, utc_iso
 from models.spool import Spool
@@ -100,10 +100,20 @@ def _by_client_id(group_id: int, sender_id: int, client_msg_id: str) -> Message 
 
 def _new(group: Group, sender: User, **fields) -> Message:
     """The message with the group's next seq, flushed, its event emitted (sent on commit).
-    On SQLite the event brings the message's frame, rendered here once, and the hub sends it
-    as it is; a notification (PostgreSQL) carries ids only, so no frame is made for it."""
+    The members its text mentions are recorded with it (`models.reads`). On SQLite the event
+    brings the message's frame, rendered here once, and the hub sends it as it is; a
+    notification (PostgreSQL) carries ids only, so no frame is made for it."""
+    mentioned = reads.mentioned(group, sender, fields["text"]) if fields.get("text") else []
     seq = _next_seq(group.id)
-    message = Message(group=group, sender=sender, seq=seq, created_at=now(), **fields)
+    message = Message(
+        group=group,
+        sender=sender,
+        seq=seq,
+        created_at=now(),
+        mentions=",".join(map(str, mentioned)) or None,
+        **fields,
+    )
+    reads.record_mentions(group.id, seq, mentioned)
     flush()
     frame = frames.message_created(view(message)) if events.in_process() else None
     event = events.Event(
@@ -171,6 +181,7 @@ def view(message: Message, url: str | None = None, sender: dict | None = None) -
         "sender": sender or _sender_view(message.sender),
         "text": message.text,
         "client_msg_id": message.client_msg_id,
+        "mentions": [int(i) for i in message.mentions.split(",")] if message.mentions else [],
         "media_id": shown.id if shown else None,
         "url": (url or media_url(shown.id)) if shown else None,
         "size": shown.size if shown else None,

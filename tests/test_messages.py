@@ -80,6 +80,7 @@ def test_a_text_message_is_answered_201_with_the_whole_message(client, alice, cl
             "sender": me(client, alice),
             "text": "Hello, world",
             "client_msg_id": "web:1",
+            "mentions": [],
             "media_id": None,
             "url": None,
             "size": None,

@@ -114,8 +114,9 @@ def at_0004(tmp_path, database_url):
 def test_a_database_at_schema_0004_upgrades_with_every_row_kept(at_0004, tmp_path, new_server):
     """Today's schema before contacts and direct chats: every row and column it had comes
     through unchanged; every group becomes a conversation of kind `group`, active as of its
-    newest message; accounts, tokens, texts and files work through the API as before, and the
-    conversation list shows the groups by their activity."""
+    newest message, whose members have read it all; accounts, tokens, texts and files work
+    through the API as before, and the conversation list shows the groups by their activity,
+    with no unread badge."""
     from models import schema
 
     fixture, database = at_0004
@@ -142,6 +143,16 @@ def test_a_database_at_schema_0004_upgrades_with_every_row_kept(at_0004, tmp_pat
         assert (kind, direct_key) == ("group", None)
         assert str(active) == str(newest.get(group_id, created))
     assert {n for (n,) in database.execute(f'SELECT "last_notice" FROM "{user}"')} == {0}
+    # 0006: every member has read what was there; no message mentions anyone.
+    membership = database.table("Membership")
+    assert (
+        database.execute(
+            f'SELECT m."id" FROM "{membership}" m JOIN "{group}" g ON g."id" = m."group" '
+            'WHERE m."read_seq" <> g."last_seq"'
+        )
+        == []
+    )
+    assert database.execute(f'SELECT "id" FROM "{message}" WHERE "mentions" IS NOT NULL') == []
 
     with httpx.Client(base_url=server.url, timeout=30) as http:
         _every_token_works(http, expected, fixture.folder / "media")
@@ -192,7 +203,7 @@ def _conversations_by_activity(http: httpx.Client, expected: dict) -> None:
         shown = listed.json()["groups"]
         mine = [g for g in expected["groups"] if name in g["members"]]
         assert sorted(g["id"] for g in shown) == sorted(g["id"] for g in mine)
-        assert all(g["kind"] == "group" for g in shown)
+        assert all(g["kind"] == "group" and g["unread_count"] == 0 for g in shown)
         times = [g["last_activity_at"] for g in shown]
         assert times == sorted(times, reverse=True)
         for summary in shown:

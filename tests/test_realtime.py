@@ -212,14 +212,18 @@ def test_a_socket_authenticated_by_header_gets_ready_with_its_groups(api):
     socket = alice.socket()
     replayed, ready = socket.sync()
     assert replayed == []
-    assert ready == {"type": "ready", "groups": {str(group_id): 1}}
+    assert ready == {
+        "type": "ready",
+        "groups": {str(group_id): 1},
+        "reads": {str(group_id): {"read_seq": 0, "unread_count": 0, "mention_count": 0}},
+    }
     socket.close()
 
 
 def test_a_socket_authenticated_by_its_first_frame(api):
     alice = api.user()
     socket = alice.socket(header=False)
-    assert socket.sync()[1] == {"type": "ready", "groups": {}}
+    assert socket.sync()[1] == {"type": "ready", "groups": {}, "reads": {}}
     assert socket.nothing_pending() == []
     socket.close()
 

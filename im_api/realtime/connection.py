@@ -68,8 +68,9 @@ class Connection:
         for event, text in early:
             self.deliver(event, text)
 
-    def deliver(self, event, text: str | None) -> None:
-        """A live event, with its frame text (None when there is no frame to send)."""
+    def deliver(self, event, text) -> None:
+        """A live event, with its frame text (None when there is no frame to send; for a
+        `read` event the pair of texts for its member's own sockets and for the others)."""
         if self.closing is not None:
             return
         if self.groups is None:
@@ -96,6 +97,12 @@ class Connection:
             if event.group_id in self.groups:
                 self._push(None, 0, text)
                 self._leave(event.group_id)
+        elif kind == "read" and event.group_id in self.groups:
+            own, receipt = text  # the user's own position, with their counts; a receipt
+            if event.user_id == self.user_id:
+                self._push(None, 0, own)
+            elif event.shared:
+                self._push(None, 0, receipt)
         elif kind == "notice" and event.user_id == self.user_id:
             if event.group_id is not None and event.group_id not in self.groups:
                 self.groups.add(event.group_id)  # a new conversation of the user's
@@ -215,8 +222,15 @@ class Connection:
                     break
         if self.closing is not None:
             return
-        last = await self.store.run(store.positions, self.user_id)
-        ready = {"type": "ready", "groups": {str(g): s for g, s in last.items()}}
+        last, read = await self.store.run(store.ready_state, self.user_id)
+        ready = {
+            "type": "ready",
+            "groups": {str(g): s for g, s in last.items()},
+            "reads": {
+                str(g): {"read_seq": seq, "unread_count": unread, "mention_count": mentions}
+                for g, (seq, unread, mentions) in read.items()
+            },
+        }
         if self.wants_notices:
             newest, oldest = await self.store.run(store.notice_position, self.user_id)
             ready["notices"] = newest

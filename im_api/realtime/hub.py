@@ -181,6 +181,8 @@ class Hub:
             elif kind == "group.deleted":
                 text = dumps({"type": "group.deleted", "group_id": event.group_id})
                 self._send(list(self.by_group.get(event.group_id, ())), event, text)
+            elif kind == "read":
+                self._read(event)
             elif kind == "notice":
                 text = event.frame or notice_frames.get((event.user_id, event.seq))
                 self._send(list(self.by_user.get(event.user_id, ())), event, text)
@@ -238,6 +240,23 @@ class Hub:
                 live = event if seq == event.seq else Live(group_id, seq)
                 for conn in targets:
                     conn.deliver(live, text)
+
+    def _read(self, event) -> None:
+        """A member's new read position: with their counts to their own sockets (badges agree
+        across devices), without them to the other members' where receipts are shown."""
+        position = {
+            "type": "read",
+            "group_id": event.group_id,
+            "user_id": event.user_id,
+            "seq": event.seq,
+        }
+        unread, mentions = event.counts or (0, 0)
+        own = dumps({**position, "unread_count": unread, "mention_count": mentions})
+        targets = set(self.by_user.get(event.user_id, ()))
+        if event.shared:
+            targets |= self.by_group.get(event.group_id, set())
+        # Each socket picks the text that is its to have (Connection.deliver).
+        self._send(list(targets), event, (own, dumps(position)))
 
     def _group_and_user(self, event) -> list:
         targets = set(self.by_group.get(event.group_id, ()))

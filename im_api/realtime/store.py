@@ -16,7 +16,7 @@ from pony.orm import db_session, select
 
 from im_core import security
 from im_core.config import now
-from models import frames, messages, notices, profiles
+from models import frames, messages, notices, profiles, reads
 from models.entities import Group, Membership, Message, Session, User
 
 # Messages rendered per query while replaying: a page of frames held at once per socket.
@@ -66,6 +66,13 @@ def positions(user_id: int) -> dict[int, int]:
         return dict(
             select((m.group.id, m.group.last_seq) for m in Membership if m.user.id == user_id)
         )
+
+
+def ready_state(user_id: int) -> tuple[dict[int, int], dict[int, tuple[int, int, int]]]:
+    """What `ready` says of every conversation of the user, read in one session: its last
+    seq (`positions`), and the user's read position, unread and mention counts in it."""
+    with db_session:
+        return positions(user_id), reads.states(user_id)
 
 
 def notice_position(user_id: int) -> tuple[int, int]:

@@ -90,6 +90,7 @@ def test_typed_walkthrough_registers_logs_in_posts_receives_on_the_socket_and_lo
         ("message.created", 200),
         ("contact", 200),
         ("direct message", 201),
+        ("unread badge", 200),
         ("logout", 200),
         ("session.ended", 4410),
         ("me after logout", 401),
@@ -121,3 +122,11 @@ def test_typed_walkthrough_registers_logs_in_posts_receives_on_the_socket_and_lo
     assert contact["contact"] == registered["user"]
     assert (direct["kind"], direct["heard_live"]) == ("direct", direct["chat"])
     assert direct["peer"].startswith("tb_") and direct["text"] == "hello, Bob"
+    # Bob's second device: one unread in the chat at `ready`, none once he read it.
+    assert by_step["unread badge"] == {
+        "step": "unread badge",
+        "status": 200,
+        "before": 1,
+        "answered": 0,
+        "other_device": 0,
+    }

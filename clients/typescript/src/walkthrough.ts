@@ -1,7 +1,8 @@
 /**
  * A walk-through of the IM API with a typed client: register, login, me, a group, the live
  * socket (ws_url) receiving a message posted over REST, a contact added and a direct message
- * exchanged over the socket with a second user, logout (which ends the socket).
+ * exchanged over the socket with a second user, whose unread badge clears on their second
+ * device when they read it, logout (which ends the socket).
  *
  *   npm run walkthrough -- http://127.0.0.1:8000/api
  *
@@ -23,8 +24,10 @@ type Conversation = components["schemas"]["GroupSummary"];
 type ContactRequest = components["schemas"]["ContactRequest"];
 
 /** The server's frames this walk-through reads (openapi/asyncapi.yaml has them all). */
+type ReadState = Omit<components["schemas"]["ReadState"], "group_id">;
 type ServerFrame =
-  | { type: "ready"; groups: Record<string, number>; notices?: number }
+  | { type: "ready"; groups: Record<string, number>; reads: Record<string, ReadState>; notices?: number }
+  | { type: "read"; group_id: number; user_id: number; seq: number; unread_count?: number }
   | { type: "message.created"; message: Message }
   | { type: "contact.requested"; notice: number; request: ContactRequest }
   | { type: "conversation.created"; notice: number; group: Conversation }
@@ -268,6 +271,25 @@ async function main(): Promise<void> {
     chat: chat.id,
     text: dmLive.message.text,
   });
+
+  // Bob's second device: its `ready` shows the chat's unread badge; reading the message on
+  // the first (markRead over REST) sends the second a `read` frame that clears it.
+  const secondDevice = await LiveChannel.open(socketUrl(bob.ws_url).href, bob.token);
+  secondDevice.send({ type: "sync", since: {} });
+  const bobReady = await secondDevice.nextOf("ready");
+  const badge = "reads" in bobReady ? bobReady.reads[String(chat.id)]?.unread_count : undefined;
+  const read = await bobClient.PUT("/groups/{group_id}/read", {
+    params: { path: { group_id: chat.id } },
+    body: { seq: dmSent.seq },
+  });
+  const marked = expectOk("mark read", read).read;
+  const cleared = await secondDevice.nextOf("read");
+  step("unread badge", read.response.status, {
+    before: badge,
+    answered: marked.unread_count,
+    other_device: "unread_count" in cleared ? cleared.unread_count : null,
+  });
+  secondDevice.close();
   bobChannel.close();
 
   const loggedOut = expectOk("logout", await client.POST("/user/logout"));
