@@ -26,10 +26,17 @@ from conformance.target import PASSWORD, bearer, unique_name
 SIGNED_IN_KEYS = ("token", "expires_at", "ws_url", "user")
 
 
-def post(api, path: str, raw: bytes, content_type: str | None = "application/json", **headers):
+def post(
+    api,
+    path: str,
+    raw: bytes,
+    content_type: str | None = "application/json",
+    method: str = "POST",
+    **headers,
+):
     if content_type is not None:
         headers["Content-Type"] = content_type
-    return api.post(path, content=raw, headers=headers)
+    return api.request(method, path, content=raw, headers=headers)
 
 
 def register_body(name: str) -> bytes:
@@ -115,7 +122,9 @@ def test_every_json_operation_refuses_another_charset(api, users, operation):
     raw = json.dumps(operation.json_example).encode()
     headers = bearer(users.token()) if operation.security else {}
 
-    response = post(api, operation.url, raw, "application/json;charset=utf-7", **headers)
+    response = post(
+        api, operation.url, raw, "application/json;charset=utf-7", operation.method, **headers
+    )
 
     refused(response, UNSUPPORTED_CONTENT_TYPE)
 
