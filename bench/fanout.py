@@ -98,6 +98,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="the clients offer permessage-deflate, as browsers do (servers may decline)",
     )
+    parser.add_argument(
+        "--edits",
+        type=float,
+        default=0.2,
+        help="fraction of the requests that edit the group's last message instead of posting "
+        "one (its frame is message.updated; default 0.2; 0 for posts only)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and logs")
     args = parser.parse_args(argv)
@@ -226,7 +233,7 @@ class Side:
         found: dict[str, int] = {}
         for r in self.rounds:
             for status, count in r["statuses"].items():
-                if status != "201":
+                if status not in ("201", "200"):  # a post made, an edit made
                     found[status] = found.get(status, 0) + count
         return found
 
@@ -378,7 +385,8 @@ class FanoutBench:
             f"bench fanout {'quick' if self.args.quick else 'full'}: {database}, 1 worker per "
             f"server, {self.mode.sockets} sockets per server (one per user, each user in one "
             f"group of each size {', '.join(map(str, self.sizes))}), {self.args.frames:g} "
-            f"frames/s offered per size (at most {self.args.max_rate:g} messages/s), rounds "
+            f"frames/s offered per size (at most {self.args.max_rate:g} messages/s, "
+            f"{self.args.edits:.0%} of them edits), rounds "
             f"alternate baseline and im-api: {self.mode.rounds} x {self.mode.duration:g} s; "
             f"permessage-deflate {'offered' if self.args.deflate else 'not offered'}; "
             f"{len(os.sched_getaffinity(0))} cores, load average {load}, file limit {limit}"
@@ -434,7 +442,8 @@ class FanoutBench:
         cpu_before, load_before = cpu_seconds(pids), self.load.cpu()
         outcome = self.load.run(
             {"command": "round", "server": name, "port": server.port, "rate": rate,
-             "duration": duration, "drain": self.args.drain, "posts": posts},
+             "duration": duration, "drain": self.args.drain, "edits": self.args.edits,
+             "posts": posts},
             limit=duration + self.args.drain + 120,
         )  # fmt: skip
         outcome["server_cpu"] = cpu_seconds(pids) - cpu_before

@@ -7,9 +7,11 @@ it; not meant to be started by hand):
   opens one socket per user at /api/ws/user/{id}/ (the token on the upgrade), sends
   `{"type": "sync", "since": {}}` and waits for `ready`; keeps them open.
 - `{"command": "round", "server": NAME, "port": P, "rate": R, "duration": D, "drain": S,
-  "posts": [[group_id, token, recipients], ...]}`: posts text messages over REST at a fixed
-  rate R (open loop: the k-th at start + k/R, whatever the answers), cycling over the
-  groups, for D seconds; then waits up to S seconds for the frames still due. Each message
+  "edits": F, "posts": [[group_id, token, recipients], ...]}`: posts text messages over
+  REST at a fixed rate R (open loop: the k-th at start + k/R, whatever the answers), cycling
+  over the groups, for D seconds, a fraction F of the requests being edits of the group's
+  last message of the round instead (PATCH; its frame is `message.updated`); then waits up
+  to S seconds for the frames still due. Each message
   carries a `client_msg_id` naming the round and its number; a socket finds it in the
   frame's text with a regular expression (no JSON parsing per frame), so the latency is the
   frame's arrival minus the post's scheduled time (queuing in the client or the server
@@ -34,6 +36,9 @@ from collections import Counter
 import websockets
 from websockets.asyncio.client import connect
 
+# A posted message carries its tag as its client_msg_id; an edit, in its new text (the
+# edited message keeps the client_msg_id of its post, so the text is looked at first).
+EDITED = re.compile(r'"text":\s*"edit fo(\d+)-(\d+)"')
 MESSAGE = re.compile(r'"client_msg_id":\s*"fo(\d+)-(\d+)"')
 
 
@@ -71,7 +76,7 @@ class Load:
                 current = self.round
                 if current is None or current.server != server or not isinstance(text, str):
                     continue
-                found = MESSAGE.search(text)
+                found = EDITED.search(text) or MESSAGE.search(text)
                 if found and found.group(1) == current.number:
                     current.received(int(found.group(2)), time.perf_counter())
         except websockets.ConnectionClosed:
@@ -89,7 +94,8 @@ class Load:
             max_queue=None,
             open_timeout=60,
         )
-        await socket.send('{"type":"sync","since":{}}')
+        # `revs`: the API sends edits (message.updated) to sockets that follow changes.
+        await socket.send('{"type":"sync","since":{},"revs":{}}')
         while True:
             frame = json.loads(await asyncio.wait_for(socket.recv(), 60))
             if frame.get("type") == "ready":
@@ -138,13 +144,23 @@ class Load:
         answered: list[float] = []
         expected = 0
         running: list[asyncio.Task] = []
+        # Every k-th request edits the group's last message posted in this round instead.
+        edits = task.get("edits", 0.0)
+        every = round(1 / edits) if edits > 0 else 0
+        last_seq: dict[int, int] = {}  # group id -> the seq its last post answered
 
         async def post(index: int, group_id: int, token: str, recipients: int) -> None:
             nonlocal expected
             tag = f"fo{current.number}-{index}"
-            body = json.dumps({"text": f"fan-out {index}", "client_msg_id": tag})
+            seq = last_seq.get(group_id) if every and index % every == every - 1 else None
+            if seq is None:
+                method, path = "POST", f"/api/groups/{group_id}/messages"
+                body = json.dumps({"text": f"fan-out {index}", "client_msg_id": tag})
+            else:
+                method, path = "PATCH", f"/api/groups/{group_id}/messages/{seq}"
+                body = json.dumps({"text": f"edit {tag}"})
             request = (
-                f"POST /api/groups/{group_id}/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n{body}"
             ).encode()
@@ -160,8 +176,10 @@ class Load:
                 answer = await reader.readexactly(length)
                 statuses[status] += 1
                 answered.append(time.perf_counter() - current.scheduled[index])
-                if status == 201:
+                if status == 201 or (method == "PATCH" and status == 200):
                     expected += recipients
+                    if method == "POST":
+                        last_seq[group_id] = json.loads(answer)["message"]["seq"]
                 else:
                     samples.setdefault(str(status), answer[:300].decode(errors="replace"))
             except Exception as error:  # the connection is lost: a new one for the pool

@@ -346,13 +346,18 @@ class Socket:
                 continue
 
     def sync(
-        self, since: dict[int, int] | None = None, notices: int | None = None
+        self,
+        since: dict[int, int] | None = None,
+        notices: int | None = None,
+        revs: dict[int, int] | None = None,
     ) -> tuple[list[dict], dict]:
-        """Sends `sync` (with `notices` when given); the frames replayed before `ready`, and
-        `ready`."""
+        """Sends `sync` (with `notices` and `revs` when given); the frames replayed before
+        `ready`, and `ready`."""
         frame = {"type": "sync", "since": {str(g): s for g, s in (since or {}).items()}}
         if notices is not None:
             frame["notices"] = notices
+        if revs is not None:
+            frame["revs"] = {str(g): r for g, r in revs.items()}
         self.send(frame)
         replayed = []
         while True:

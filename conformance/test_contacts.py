@@ -143,22 +143,18 @@ def test_declining_or_cancelling_ends_the_request_and_it_may_be_made_again(api, 
 
 
 def test_only_the_addressee_answers_and_only_the_requester_cancels(api, users):
-    """Anyone else (the requester accepting, the addressee cancelling, a third user) gets
-    404, 7005, and the request stays pending."""
+    """The other side of the request gets 403 (7012), anyone else 404 (7005): they learn
+    nothing of other people's requests; the request stays pending."""
     alice, bob, carol = users.register(), users.register(), users.register()
     request = succeed(ask(api, alice, bob["name"]), "request", status=201)["request"]
+    path = f"/contacts/requests/{request['id']}"
+    not_yours = (403, 7012, "Only the addressee answers a request, only its requester withdraws it")
     not_found = (404, 7005, "Contact request not found")
-    for who in (alice, carol):
-        for verb in ("accept", "decline"):
-            answer = api.post(
-                f"/contacts/requests/{request['id']}/{verb}", headers=bearer(who["token"])
-            )
-            refused(answer, not_found)
-    for who in (bob, carol):
-        refused(
-            api.delete(f"/contacts/requests/{request['id']}", headers=bearer(who["token"])),
-            not_found,
-        )
+    for verb in ("accept", "decline"):
+        refused(api.post(f"{path}/{verb}", headers=bearer(alice["token"])), not_yours)
+        refused(api.post(f"{path}/{verb}", headers=bearer(carol["token"])), not_found)
+    refused(api.delete(path, headers=bearer(bob["token"])), not_yours)
+    refused(api.delete(path, headers=bearer(carol["token"])), not_found)
     assert pending(api, bob) == [request]
 
 

@@ -16,6 +16,7 @@ GROUP_KEYS = {"id", "kind", "name", "owner_id", "members", "created_at"}
 GROUP_KEYS |= {"read_seq", "unread_count", "mention_count"}
 MESSAGE_KEYS = {"id", "kind", "sender", "media_id", "url", "size", "content_type"}
 MESSAGE_KEYS |= {"filename", "created_at", "group_id", "seq", "text", "client_msg_id", "mentions"}
+MESSAGE_KEYS |= {"rev", "edited_at", "forwarded"}
 
 
 def test_create_group_add_member_upload_list_messages_fetch_media(api, users):

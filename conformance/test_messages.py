@@ -17,6 +17,7 @@ from conformance.test_abuse_limits import refused_after, too_many
 from conformance.test_races import at_once, make_group, no_server_error
 
 MESSAGE_KEYS = {"id", "group_id", "seq", "kind", "sender", "text", "client_msg_id", "mentions"}
+MESSAGE_KEYS |= {"rev", "edited_at", "forwarded"}
 MESSAGE_KEYS |= {"media_id", "url", "size", "content_type", "filename", "created_at"}
 INVALID_TEXT = "Text must be 1 to 4000 characters, without NUL or lone surrogates"
 

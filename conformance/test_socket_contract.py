@@ -42,6 +42,8 @@ SERVER_FRAMES = {
     "block.added",
     "block.removed",
     "conversation.created",
+    "message.hidden",
+    "message.updated",
 }
 CLIENT_FRAMES = {"auth", "sync", "ping"}
 CLOSE_CODES = {1009, 4400, 4401, 4403, 4410, 4429, 4503}

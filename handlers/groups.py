@@ -6,7 +6,7 @@ from __future__ import annotations
 from handlers import SUCCEED
 from im_api import clients
 from im_core.errors import ApiError, Error
-from models import conversations, groups, messages, reads, sessions, throttle
+from models import changes, conversations, groups, messages, reads, sessions, throttle
 
 
 def create_group(body, token_info):
@@ -46,11 +46,12 @@ def remove_member(group_id, user_id, token_info):
 def list_messages(group_id, token_info, limit, cursor=None, after_seq=None):
     if cursor is not None and after_seq is not None:
         raise ApiError(Error.PAGING_CONFLICT)
-    group = groups.of_member(group_id, sessions.active(token_info).user)
+    viewer = sessions.active(token_info).user
+    group = groups.of_member(group_id, viewer)
     if after_seq is not None:
-        found, next_page = messages.after(group, after_seq, limit)
+        found, next_page = messages.after(group, viewer, after_seq, limit)
     else:
-        found, next_page = messages.page(group, cursor, limit)
+        found, next_page = messages.page(group, viewer, cursor, limit)
     return {**SUCCEED, "messages": messages.views(found), "next": next_page}
 
 
@@ -69,6 +70,29 @@ def post_message(group_id, body, token_info):
     sender_id = sessions.active(token_info).user.id
     throttle.spend_message(clients.address(), sender_id)
     message, created = messages.post_text(
-        group_id, sender_id, body["text"], body.get("client_msg_id")
+        group_id, sender_id, body["text"], body.get("client_msg_id"), body.get("reply_to_seq")
     )
     return {**SUCCEED, "message": messages.view(message)}, 201 if created else 200
+
+
+def edit_message(group_id, seq, body, token_info):
+    user_id = sessions.active(token_info).user.id
+    return {**SUCCEED, "message": messages.view(changes.edit(group_id, user_id, seq, body["text"]))}
+
+
+def recall_message(group_id, seq, token_info):
+    user_id = sessions.active(token_info).user.id
+    return {**SUCCEED, "message": messages.view(changes.recall(group_id, user_id, seq))}
+
+
+def hide_message(group_id, seq, token_info):
+    changes.hide(group_id, sessions.active(token_info).user.id, seq)
+    return SUCCEED
+
+
+def forward_messages(group_id, body, token_info):
+    # Each copy is a message: counted as posts are, first.
+    sender_id = sessions.active(token_info).user.id
+    throttle.spend_message(clients.address(), sender_id, len(body["seqs"]))
+    made = changes.forward(group_id, sender_id, body["from_group_id"], body["seqs"])
+    return {**SUCCEED, "messages": messages.views(made)}, 201

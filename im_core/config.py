@@ -86,6 +86,8 @@ class Settings:
     direct_chats: str = "contacts"
     # Groups up to this many members show who has read how far; larger ones only counts.
     read_receipts_max_members: int = 100
+    # Seconds a sender may recall their message (a group's owner may at any time).
+    recall_window: int = 120
     validate_responses: bool = False
     # Origins (scheme://host[:port]) whose pages may call the API; empty: none, "*": any.
     cors_origins: list[str] = dataclasses.field(default_factory=list)

@@ -64,6 +64,14 @@ class Error(enum.Enum):
     # other, so a request with both is schema-valid.
     PAGING_CONFLICT = (5002, 400, "Give after_seq or cursor, not both")
     READ_BEYOND_LAST = (5003, 400, "Beyond the last message: its seq is {last_seq}")
+    MESSAGE_NOT_FOUND = (5004, 404, "Message not found")
+    NOT_YOUR_MESSAGE = (5005, 403, "Only its sender may do this to a message")
+    NOT_EDITABLE = (5006, 400, "Only text messages can be edited")
+    RECALL_TOO_LATE = (5007, 403, "Too late to recall: the window is {window} s")
+    RECALLED = (5008, 409, "The message was recalled")
+    REPLY_NOT_FOUND = (5009, 400, "reply_to_seq names no message of this conversation")
+    NOT_FORWARDABLE = (5010, 400, "Message {seq} cannot be forwarded (none, recalled or deleted)")
+    FORWARD_SOURCE = (5011, 400, "from_group_id names no conversation of yours")
 
     # Sent in socket error frames (the socket stays open), never as an HTTP answer; 400 for
     # the table, as the frame is the client's mistake.
@@ -84,6 +92,11 @@ class Error(enum.Enum):
     # A rule code, not 1001: the contract cannot say that two parameters exclude each other.
     SEARCH_TERMS = (7010, 400, "Give name or prefix, one of them")
     CONTACTS_ONLY = (7011, 403, "Direct chats are between contacts: send a contact request first")
+    REQUEST_NOT_YOURS = (
+        7012,
+        403,
+        "Only the addressee answers a request, only its requester withdraws it",
+    )
 
     @property
     def code(self) -> int:

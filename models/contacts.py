@@ -68,21 +68,23 @@ def requests_of(user: User, direction: str, cursor: str | None, limit: int):
 
 def accept(user_id: int, request_id: int) -> Contact:
     """The addressee accepts: both become contacts. Raises REQUEST_NOT_FOUND (also when it
-    was answered or withdrawn meanwhile)."""
+    was answered or withdrawn meanwhile), or REQUEST_NOT_YOURS to the requester."""
     found = _request_to(user_id, request_id)
     _pair(user_id, found.requester.id, missing=Error.REQUEST_NOT_FOUND)
     return _make_contact(_request_to(user_id, request_id))
 
 
 def decline(user_id: int, request_id: int) -> None:
-    """The addressee declines. Raises REQUEST_NOT_FOUND."""
+    """The addressee declines. Raises REQUEST_NOT_FOUND, or REQUEST_NOT_YOURS to the
+    requester."""
     found = _request_to(user_id, request_id)
     _pair(user_id, found.requester.id, missing=Error.REQUEST_NOT_FOUND)
     _withdraw(_request_to(user_id, request_id), "declined")
 
 
 def cancel(user_id: int, request_id: int) -> None:
-    """The requester withdraws their request. Raises REQUEST_NOT_FOUND."""
+    """The requester withdraws their request. Raises REQUEST_NOT_FOUND, or REQUEST_NOT_YOURS
+    to the addressee."""
     found = _request_from(user_id, request_id)
     _pair(user_id, found.addressee.id, missing=Error.REQUEST_NOT_FOUND)
     _withdraw(_request_from(user_id, request_id), "cancelled")
@@ -282,16 +284,23 @@ def _tell(user_id: int, pending: ContactRequest, reason: str) -> None:
 
 
 def _request_to(user_id: int, request_id: int) -> ContactRequest:
-    found = ContactRequest.get(id=request_id)
-    if found is None or found.addressee.id != user_id:
-        raise ApiError(Error.REQUEST_NOT_FOUND)
-    return found
+    """The pending request to `user_id`. Raises REQUEST_NOT_YOURS to its requester,
+    REQUEST_NOT_FOUND to anyone else (they learn nothing of other people's requests)."""
+    return _request(user_id, request_id, lambda r: r.addressee.id, lambda r: r.requester.id)
 
 
 def _request_from(user_id: int, request_id: int) -> ContactRequest:
+    """The pending request of `user_id`. Raises REQUEST_NOT_YOURS to its addressee,
+    REQUEST_NOT_FOUND to anyone else."""
+    return _request(user_id, request_id, lambda r: r.requester.id, lambda r: r.addressee.id)
+
+
+def _request(user_id: int, request_id: int, actor, other_party) -> ContactRequest:
     found = ContactRequest.get(id=request_id)
-    if found is None or found.requester.id != user_id:
+    if found is None or user_id not in (actor(found), other_party(found)):
         raise ApiError(Error.REQUEST_NOT_FOUND)
+    if actor(found) != user_id:
+        raise ApiError(Error.REQUEST_NOT_YOURS)
     return found
 
 

@@ -19,7 +19,7 @@ from pony.orm import count, desc, flush, select
 from im_core.config import now
 from im_core.errors import ApiError, Error
 from models import direct, locks, messages, notices, profiles, reads
-from models.entities import Group, Membership, Message, User
+from models.entities import Group, Hidden, Membership, Message, User
 from models.present import utc_iso
 
 EPOCH = datetime(1970, 1, 1)
@@ -89,6 +89,15 @@ def summaries(conversations: list[Group], viewer: User) -> list[dict]:
             m for m in Message if m.group.id in ids and m.seq == m.group.last_seq
         ).prefetch(Message.media, Message.sender)
     }
+    if last:  # a last message the viewer deleted for themselves is not shown
+        seqs = [m.seq for m in last.values()]
+        for group_id, seq in select(
+            (h.group.id, h.seq)
+            for h in Hidden
+            if h.user == viewer and h.group.id in ids and h.seq in seqs
+        ):
+            if last.get(group_id) is not None and last[group_id].seq == seq:
+                del last[group_id]
     sizes = dict(select((m.group.id, count(m)) for m in Membership if m.group.id in ids))
     peers = _peers([c for c in conversations if c.kind == direct.DIRECT], viewer)
     people = profiles.member_views([*peers.values(), *(m.sender for m in last.values())])

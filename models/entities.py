@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pony.orm import Database, Optional, PrimaryKey, Required, Set, composite_key
+from pony.orm import Database, Optional, PrimaryKey, Required, Set, composite_index, composite_key
 
 # The one Pony `Database`, declared unbound: `models.database.bind()` connects it when the app
 # starts. The entities below are declared on it as this module is imported.
@@ -43,6 +43,8 @@ class User(db.Entity):
     blocked_by = Set("Block", reverse="blocked", cascade_delete=True)
     notices = Set("Notice", cascade_delete=True)
     mentioned = Set("Mention", cascade_delete=True)
+    hidden = Set("Hidden", cascade_delete=True)
+    recalls = Set("Message", reverse="recalled_by")
     # The number of the user's newest notice (0: none yet), raised by SQL under the
     # account's row lock like a group's last_seq (models.notices).
     last_notice = Required(int, size=64, default=0, volatile=True)
@@ -101,6 +103,10 @@ class Group(db.Entity):
     # When the conversation last had a message (its creation before that): the order of
     # the conversation list. Raised with last_seq, by SQL.
     last_activity_at = Required(datetime, volatile=True)
+    # The number of the conversation's newest change (a message made, edited or recalled),
+    # raised under the row's lock like last_seq, in the same statement for a new message.
+    last_rev = Required(int, size=64, default=0, sql_default="0", volatile=True)
+    hidden = Set("Hidden", cascade_delete=True)
 
 
 class Membership(db.Entity):
@@ -146,6 +152,16 @@ class Message(db.Entity):
     composite_key(group, sender, client_msg_id)
     # The ids of the members its text mentions (`@name`), comma-separated; None for none.
     mentions = Optional(str, nullable=True)
+    # Its last change (models.changes): the conversation's rev of it, and what it was.
+    rev = Required(int, size=64, default=0, sql_default="0")
+    edited_at = Optional(datetime)
+    recalled_at = Optional(datetime)
+    recalled_by = Optional(User, reverse="recalls")
+    # The seq of the message of the same conversation it answers.
+    reply_to_seq = Optional(int, size=64, nullable=True)
+    forwarded = Required(bool, default=False, sql_default="false")
+    # Replays of what changed after a client's rev read the conversation's messages by rev.
+    composite_index(group, rev)
 
 
 class Throttle(db.Entity):
@@ -207,6 +223,17 @@ class Mention(db.Entity):
 
     id = PrimaryKey(int, auto=True, size=64)
     user = Required(User, reverse="mentioned")
+    group = Required(Group)
+    seq = Required(int, size=64)
+    composite_key(user, group, seq)
+
+
+class Hidden(db.Entity):
+    """A message a user deleted for themselves: left out of their lists, replays and counts;
+    the others still see it."""
+
+    id = PrimaryKey(int, auto=True, size=64)
+    user = Required(User)
     group = Required(Group)
     seq = Required(int, size=64)
     composite_key(user, group, seq)

@@ -9,8 +9,8 @@ transaction commits, however it commits (the request's `db_session`, or an expli
   database delivers it at commit to every process LISTENing on `CHANNEL` (every worker, on
   every machine), and discards it on rollback.
 - SQLite (one process): the event waits in this thread's pending list; the provider's
-  commit hands it to the local subscribers right after the commit succeeds, and a rollback
-  (or a dropped connection) discards it.
+  commit hands it to the local subscribers right after the commit succeeds, in commit order
+  across threads, and a rollback (or a dropped connection) discards it.
 
 On SQLite a `message.created` event is made with its frame as sockets get it, rendered once
 in the transaction that makes the message, and the hub sends that text and reads nothing
@@ -45,6 +45,7 @@ KINDS = frozenset(
         "session.ended",
         "notice",  # models.notices: user_id, its number as seq, group_id if it adds one
         "read",  # models.reads: group_id, user_id, the position as seq, counts, shared
+        "message.updated",  # models.changes: group_id, seq, rev, message_id
     }
 )
 REASONS = frozenset({"logout", "password_changed", "account_cancelled"})
@@ -56,6 +57,7 @@ class Event:
     group_id: int | None = None
     user_id: int | None = None
     seq: int | None = None
+    rev: int | None = None  # message.created, message.updated: the conversation's change
     message_id: int | None = None
     session_ids: tuple[int, ...] = ()
     reason: str | None = None
@@ -73,6 +75,7 @@ _subscribers: list[Subscriber] = []
 _subscribers_lock = threading.Lock()
 _local = threading.local()  # .pending: events of this thread's open SQLite transaction
 _hooked: set[int] = set()  # ids of the providers whose commit/rollback deliver/discard
+_in_commit_order = threading.Lock()
 
 
 def emit(event: Event) -> None:
@@ -123,7 +126,7 @@ def decode(payload: str) -> Event:
                 fields[name] = tuple(fields[name])
                 if any(type(i) is not int for i in fields[name]):
                     raise ValueError(f"{name} are not integers")
-        for name in ("group_id", "user_id", "seq", "message_id"):
+        for name in ("group_id", "user_id", "seq", "rev", "message_id"):
             if name in fields and (type(fields[name]) is not int):
                 raise ValueError(f"{name} is not an integer")
         if "shared" in fields and fields["shared"] is not True:
@@ -196,12 +199,17 @@ def _hook(provider) -> None:
         drop, release = provider.drop, provider.release
 
         def commit_then_deliver(connection, cache=None):
-            try:
-                commit(connection, cache)
-            except BaseException:
-                _discard()  # Pony rolls back after a failed commit
-                raise
-            _deliver()
+            # Commit and hand over as one step, so the hub gets events in commit order
+            # (two threads' commits could otherwise hand over in the other order). Only one
+            # transaction at a time holds SQLite's write lock, so one that waits here never
+            # holds it: no deadlock.
+            with _in_commit_order:
+                try:
+                    commit(connection, cache)
+                except BaseException:
+                    _discard()  # Pony rolls back after a failed commit
+                    raise
+                _deliver()
 
         def rollback_and_discard(connection, cache=None):
             _discard()

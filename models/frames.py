@@ -20,5 +20,10 @@ def message_created(message: dict) -> str:
     return dumps({"type": "message.created", "message": message})
 
 
+def message_updated(message: dict) -> str:
+    """The `message.updated` frame of a changed message (its new state)."""
+    return dumps({"type": "message.updated", "message": message})
+
+
 def session_ended(reason: str) -> str:
     return dumps({"type": "session.ended", "reason": reason})

@@ -14,7 +14,8 @@ database's write lock until the transaction ends.
 
 To rule out deadlocks, a transaction takes its account locks first (one, or two shared ones
 in increasing id order: `pair`), then the lock of a pair of users, then group locks in
-increasing id order; media file locks come last.
+increasing id order, then message locks in increasing (group, seq) order; media file locks
+come last.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def pair(user_id: int, other_id: int) -> None:
     account(low, shared=True)
     account(high, shared=True)
     _lock(_key(f"pair:{low}:{high}"), False)
+
+
+def message(group_id: int, seq: int, *, shared: bool = False) -> None:
+    """Lock one message (after its group's lock): exclusive to change it (edit, recall),
+    shared to copy it (forward), which its recall must wait for."""
+    _lock(_key(f"message:{group_id}:{seq}"), shared)
 
 
 def media_file(sha256: str) -> None:

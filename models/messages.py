@@ -13,6 +13,7 @@ from pony.orm import (
     TransactionIntegrityError,
     commit,
     desc,
+    exists,
     flush,
     rollback,
     select,
@@ -21,11 +22,13 @@ from pony.orm import (
 from im_core.config import now
 from im_core.errors import ApiError, Error
 from models import checks, events, frames, groups, media, profiles, reads
-from models.entities import Group, Media, Message, User, db
+from models.entities import Group, Hidden, Media, Message, User, db
 from models.present import media_url, utc_iso
 from models.spool import Spool
 
 MAX_TEXT = 4000
+# Characters of an answered message's text shown in the quote of a reply.
+EXCERPT = 100
 
 DELETED_SENDER = {"id": None, "name": "deleted user", "avatar_url": None}
 
@@ -53,13 +56,21 @@ def post(group: Group, sender: User, shown: Media) -> Message:
     return _new(group, sender, kind=shown.kind, media=shown)
 
 
-def post_text(group_id: int, sender_id: int, text: str, client_msg_id: str | None = None):
+def post_text(
+    group_id: int,
+    sender_id: int,
+    text: str,
+    client_msg_id: str | None = None,
+    reply_to_seq: int | None = None,
+):
     """Post `text` to the group from `sender_id`, committed; returns (message, created).
 
     With a `client_msg_id`, the sender's message with that id in this group, if there is
     one, is returned instead of a new one (created False), also when requests with it race:
     the unique key (group, sender, client_msg_id) lets one insert win, and the others read
-    the winner back. Raises INVALID_TEXT, GROUP_NOT_FOUND or NOT_A_MEMBER.
+    the winner back. With `reply_to_seq`, it answers that message of the group. Raises
+    INVALID_TEXT, GROUP_NOT_FOUND, NOT_A_MEMBER, REPLY_NOT_FOUND, and in a direct chat what
+    `direct.check_may_post` raises.
     """
     check_text(text)
     group = groups.lock_for_message(group_id, sender_id)
@@ -68,8 +79,17 @@ def post_text(group_id: int, sender_id: int, text: str, client_msg_id: str | Non
         found = _by_client_id(group_id, sender_id, client_msg_id)
         if found is not None:
             return found, False
+    if reply_to_seq is not None and not 1 <= reply_to_seq <= group.last_seq:
+        raise ApiError(Error.REPLY_NOT_FOUND)
     try:
-        message = _new(group, sender, kind="text", text=text, client_msg_id=client_msg_id)
+        message = _new(
+            group,
+            sender,
+            kind="text",
+            text=text,
+            client_msg_id=client_msg_id,
+            reply_to_seq=reply_to_seq,
+        )
         message_id = message.id
         commit()
     except (IntegrityError, TransactionIntegrityError):  # Pony wraps it only sometimes
@@ -103,12 +123,15 @@ def _new(group: Group, sender: User, **fields) -> Message:
     The members its text mentions are recorded with it (`models.reads`). On SQLite the event
     brings the message's frame, rendered here once, and the hub sends it as it is; a
     notification (PostgreSQL) carries ids only, so no frame is made for it."""
-    mentioned = reads.mentioned(group, sender, fields["text"]) if fields.get("text") else []
-    seq = _next_seq(group.id)
+    # A forwarded text is someone else's words: it mentions nobody here.
+    quoting = fields.get("text") and not fields.get("forwarded")
+    mentioned = reads.mentioned(group, sender, fields["text"]) if quoting else []
+    seq, rev = _next_seq(group.id)
     message = Message(
         group=group,
         sender=sender,
         seq=seq,
+        rev=rev,
         created_at=now(),
         mentions=",".join(map(str, mentioned)) or None,
         **fields,
@@ -117,33 +140,50 @@ def _new(group: Group, sender: User, **fields) -> Message:
     flush()
     frame = frames.message_created(view(message)) if events.in_process() else None
     event = events.Event(
-        "message.created", group_id=group.id, seq=seq, message_id=message.id, frame=frame
+        "message.created",
+        group_id=group.id,
+        seq=seq,
+        rev=rev,
+        message_id=message.id,
+        frame=frame,
     )
     events.emit(event)
     return message
 
 
-def _next_seq(group_id: int) -> int:
-    """Raise the group's last_seq by one and return it (its last activity is now). The UPDATE
-    holds the row's lock until the transaction ends (on SQLite the transaction holds the
-    write lock already)."""
+def forwarded_copy(group: Group, sender: User, original: Message) -> Message:
+    """A new message of `sender` in `group` (locked as for `post`) showing what `original`
+    shows, its text or its media (the same media, shared), marked `forwarded`."""
+    if original.media is not None:
+        return _new(group, sender, kind=original.kind, media=original.media, forwarded=True)
+    return _new(group, sender, kind="text", text=original.text, forwarded=True)
+
+
+def _next_seq(group_id: int) -> tuple[int, int]:
+    """Raise the group's last_seq and last_rev by one and return them (a new message is a
+    change too; its last activity is now). The UPDATE holds the row's lock until the
+    transaction ends (on SQLite the transaction holds the write lock already)."""
     table = Group._table_
     cursor = db.execute(
-        f'UPDATE "{table}" SET "last_seq" = "last_seq" + 1, "last_activity_at" = $at '
-        'WHERE "id" = $group_id RETURNING "last_seq"',
+        f'UPDATE "{table}" SET "last_seq" = "last_seq" + 1, "last_rev" = "last_rev" + 1, '
+        '"last_activity_at" = $at WHERE "id" = $group_id RETURNING "last_seq", "last_rev"',
         {},
         {"group_id": group_id, "at": now()},
     )
-    return cursor.fetchone()[0]
+    seq, rev = cursor.fetchone()
+    return seq, rev
 
 
-def page(group: Group, cursor: str | None, limit: int) -> tuple[list[Message], str | None]:
-    """Up to `limit` messages of the group, newest first, and the cursor of the next page.
+def page(
+    group: Group, viewer: User, cursor: str | None, limit: int
+) -> tuple[list[Message], str | None]:
+    """Up to `limit` messages of the group, newest first, and the cursor of the next page;
+    those `viewer` deleted for themselves left out.
 
     The cursor is the id of the last message of the page (opaque to clients): the next
     page holds the messages older than it, so messages posted meanwhile never shift it.
     """
-    query = select(m for m in Message if m.group == group)
+    query = _visible(select(m for m in Message if m.group == group), viewer)
     if cursor is not None:
         before = int(cursor)
         query = query.where(lambda m: m.id < before)
@@ -156,11 +196,14 @@ def page(group: Group, cursor: str | None, limit: int) -> tuple[list[Message], s
     return list(found[:limit]), str(found[limit - 1].id)
 
 
-def after(group: Group, after_seq: int, limit: int) -> tuple[list[Message], str | None]:
+def after(
+    group: Group, viewer: User, after_seq: int, limit: int
+) -> tuple[list[Message], str | None]:
     """Up to `limit` messages of the group with seq > `after_seq`, oldest first, and the
-    next `after_seq` (the last seq returned) when more follow, else None."""
+    next `after_seq` (the last seq returned) when more follow, else None; those `viewer`
+    deleted for themselves left out."""
     found = (
-        select(m for m in Message if m.group == group and m.seq > after_seq)
+        _visible(select(m for m in Message if m.group == group and m.seq > after_seq), viewer)
         .order_by(lambda m: m.seq)
         .prefetch(Message.media, Message.sender)[: limit + 1]
     )
@@ -169,14 +212,34 @@ def after(group: Group, after_seq: int, limit: int) -> tuple[list[Message], str 
     return list(found[:limit]), str(found[limit - 1].seq)
 
 
-def view(message: Message, url: str | None = None, sender: dict | None = None) -> dict:
-    """The message as members see it; `url` when one was signed already, `sender` when its
-    sender's view was read already (`views`)."""
+def _visible(query, viewer: User):
+    """`query` of messages less those `viewer` deleted for themselves."""
+    return query.where(
+        lambda m: (
+            not exists(
+                h for h in Hidden if h.user == viewer and h.group == m.group and h.seq == m.seq
+            )
+        )
+    )
+
+
+def view(
+    message: Message,
+    url: str | None = None,
+    sender: dict | None = None,
+    quote: dict | None = None,
+) -> dict:
+    """The message as members see it; `url` when one was signed already, `sender` and the
+    `quote` of the message it answers when read already (`views`).
+
+    A recalled message keeps its place (seq) and kind, with `recalled` saying by whom and
+    when; its text, mentions and media are gone."""
     shown = message.media
-    return {
+    answer = {
         "id": message.id,
         "group_id": message.group.id,
         "seq": message.seq,
+        "rev": message.rev,
         "kind": message.kind,
         "sender": sender or _sender_view(message.sender),
         "text": message.text,
@@ -188,13 +251,57 @@ def view(message: Message, url: str | None = None, sender: dict | None = None) -
         "content_type": shown.content_type if shown else None,
         "filename": shown.filename if shown else None,
         "created_at": utc_iso(message.created_at),
+        "edited_at": utc_iso(message.edited_at) if message.edited_at else None,
+        "forwarded": message.forwarded,
     }
+    if message.recalled_at is not None:
+        answer["recalled"] = {
+            "by": _sender_view(message.recalled_by),
+            "at": utc_iso(message.recalled_at),
+        }
+    if message.reply_to_seq is not None:
+        answer["reply_to"] = quote or quotes([message])[message.id]
+    return answer
+
+
+def quotes(found: list[Message]) -> dict[int, dict]:
+    """What each message that answers another shows of it (its seq, sender, kind, a short
+    excerpt of its text, whether it was recalled), by the answering message's id; the
+    answered messages read in one query."""
+    answering = [m for m in found if m.reply_to_seq is not None]
+    if not answering:
+        return {}
+    group_ids = list({m.group.id for m in answering})
+    seqs = list({m.reply_to_seq for m in answering})
+    answered = {
+        (m.group.id, m.seq): m
+        for m in select(m for m in Message if m.group.id in group_ids and m.seq in seqs)
+    }
+    shown = {}
+    for message in answering:
+        original = answered.get((message.group.id, message.reply_to_seq))
+        if original is None:  # not there (cannot happen: a message keeps its seq for life)
+            continue
+        text = original.text or ""
+        shown[message.id] = {
+            "seq": original.seq,
+            "sender": _sender_view(original.sender),
+            "kind": original.kind,
+            "excerpt": text[:EXCERPT] if text else None,
+            "recalled": original.recalled_at is not None,
+        }
+    return shown
 
 
 def views(found: list[Message]) -> list[dict]:
-    """The views of many messages, their senders read in one query (`profiles.member_views`)."""
+    """The views of many messages, their senders read in one query (`profiles.member_views`)
+    and the messages they answer in another (`quotes`)."""
     senders = profiles.member_views(m.sender for m in found)
-    return [view(m, sender=senders.get(m.sender.id) if m.sender else None) for m in found]
+    quoted = quotes(found)
+    return [
+        view(m, sender=senders.get(m.sender.id) if m.sender else None, quote=quoted.get(m.id))
+        for m in found
+    ]
 
 
 def uploaded(message: Message) -> dict:

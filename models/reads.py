@@ -4,9 +4,10 @@ A member's position (`Membership.read_seq`) only moves forward, by one condition
 so members marking read at once, and one member from several devices, never lose a
 position: the highest sent wins. Nothing is written per member when a message is posted:
 the unread count is derived, the messages after the position that are not the member's
-own, and the mention count from the `Mention` rows of the member after it. Both count at
-most the `WINDOW` messages after the position, so a badge costs an index range of bounded
-length whatever the conversation's size or history.
+own, recalled, or deleted by the member for themselves, and the mention count from the
+`Mention` rows of the member after it (a recall, or the member's deleting, removes them).
+Both count at most the `WINDOW` messages after the position, so a badge costs an index range
+of bounded length whatever the conversation's size or history.
 
 Receipts (who has read how far) are shown per member in direct chats and in groups of up to
 `read_receipts_max_members` members; larger groups show how many members have read up to
@@ -22,7 +23,7 @@ from pony.orm import count, select
 from im_core.config import current
 from im_core.errors import ApiError, Error
 from models import events, groups
-from models.entities import Group, Membership, Mention, Message, User, db
+from models.entities import Group, Hidden, Membership, Mention, Message, User, db
 
 # Messages after a position that a count looks at: a badge says "1000" for that many or more.
 WINDOW = 1000
@@ -65,6 +66,7 @@ def states(user_id: int, group_ids: list[int] | None = None) -> dict[int, tuple[
     """(position, unread count, mention count) of the user in each of `group_ids` (every
     conversation of theirs when None), in one query."""
     membership, message, mention = Membership._table_, Message._table_, Mention._table_
+    hidden = Hidden._table_
     chosen = ""
     if group_ids is not None:
         if not group_ids:
@@ -74,7 +76,9 @@ def states(user_id: int, group_ids: list[int] | None = None) -> dict[int, tuple[
         f'SELECT mb."group", mb."read_seq", '
         f'(SELECT COUNT(*) FROM "{message}" m WHERE m."group" = mb."group" '
         f'AND m."seq" > mb."read_seq" AND m."seq" <= mb."read_seq" + {WINDOW} '
-        f'AND (m."sender" IS NULL OR m."sender" <> mb."user")), '
+        f'AND (m."sender" IS NULL OR m."sender" <> mb."user") AND m."recalled_at" IS NULL '
+        f'AND NOT EXISTS (SELECT 1 FROM "{hidden}" h WHERE h."user" = mb."user" '
+        f'AND h."group" = m."group" AND h."seq" = m."seq")), '
         f'(SELECT COUNT(*) FROM "{mention}" x WHERE x."user" = mb."user" '
         f'AND x."group" = mb."group" AND x."seq" > mb."read_seq" '
         f'AND x."seq" <= mb."read_seq" + {WINDOW}) '

@@ -42,9 +42,10 @@ LIMITS = {
 }
 
 
-def spend(name: str, key: str) -> None:
-    """Count one request against the limit `name` for `key`, committed at once; raises
-    TOO_MANY_ATTEMPTS (with the seconds left in the window) once past the limit.
+def spend(name: str, key: str, amount: int = 1) -> None:
+    """Count `amount` requests (one by default) against the limit `name` for `key`,
+    committed at once; raises TOO_MANY_ATTEMPTS (with the seconds left in the window) once
+    past the limit.
 
     Call it first in a request: it ends the request's transaction and forgets what the
     request read, so that later reads are not held in a write transaction.
@@ -54,7 +55,7 @@ def spend(name: str, key: str) -> None:
         return
     count, seconds = limit
     slot, ends, epoch = _window(seconds)
-    hits = _add(_bucket(name, key), slot, ends)
+    hits = _add(_bucket(name, key), slot, ends, amount)
     if secrets.randbelow(100) == 0:  # now and then, forget the windows that are over
         delete(t for t in Throttle if t.expires < epoch)
     commit()
@@ -73,15 +74,16 @@ def spend_upload(address: str, user_id: int) -> None:
     spend_pair("upload", address, user_id)
 
 
-def spend_message(address: str, user_id: int) -> None:
-    """Count a text message posted (a row, and a frame to every member's sockets)."""
-    spend_pair("message", address, user_id)
+def spend_message(address: str, user_id: int, amount: int = 1) -> None:
+    """Count text messages posted or forwarded (a row each, and a frame to every member's
+    sockets)."""
+    spend_pair("message", address, user_id, amount)
 
 
-def spend_pair(name: str, address: str, user_id: int) -> None:
-    """Count a request against the limits `<name>_per_address` and `<name>_per_account`."""
-    spend(f"{name}_per_address", address)
-    spend(f"{name}_per_account", str(user_id))
+def spend_pair(name: str, address: str, user_id: int, amount: int = 1) -> None:
+    """Count against the limits `<name>_per_address` and `<name>_per_account`."""
+    spend(f"{name}_per_address", address, amount)
+    spend(f"{name}_per_account", str(user_id), amount)
 
 
 def refuse_if_spent(name: str, key: str) -> None:
@@ -123,15 +125,15 @@ def _bucket(name: str, key: str) -> str:
     return f"{name}:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:48]}"
 
 
-def _add(bucket: str, slot: int, expires: int) -> int:
-    """Add one to the window's count in one statement, and return the count."""
+def _add(bucket: str, slot: int, expires: int, amount: int = 1) -> int:
+    """Add `amount` to the window's count in one statement, and return the count."""
     table = Throttle._table_
     cursor = db.execute(
         f'INSERT INTO "{table}" ("bucket", "slot", "hits", "expires") '
-        "VALUES ($bucket, $slot, 1, $expires) "
-        f'ON CONFLICT ("bucket", "slot") DO UPDATE SET "hits" = "{table}"."hits" + 1 '
+        "VALUES ($bucket, $slot, $amount, $expires) "
+        f'ON CONFLICT ("bucket", "slot") DO UPDATE SET "hits" = "{table}"."hits" + $amount '
         'RETURNING "hits"',
         {},
-        {"bucket": bucket, "slot": slot, "expires": expires},
+        {"bucket": bucket, "slot": slot, "expires": expires, "amount": amount},
     )
     return cursor.fetchone()[0]

@@ -170,6 +170,9 @@ def test_a_failing_subscriber_neither_fails_the_commit_nor_stops_the_others(
         Event("member.removed", group_id=1, user_id=2),
         Event("group.deleted", group_id=3),
         Event("session.ended", user_id=4, session_ids=(5, 6), reason="logout"),
+        Event("message.updated", group_id=1, seq=2, rev=9, message_id=3),
+        Event("read", group_id=1, user_id=2, seq=7, counts=(3, 1), shared=True),
+        Event("notice", user_id=2, seq=5, group_id=8),
     ],
     ids=lambda e: e.kind,
 )
@@ -197,6 +200,9 @@ def test_a_message_frame_never_goes_in_a_notification():
         '{"kind": "nope"}',
         '{"kind": "group.deleted", "group_id": "1"}',
         '{"kind": "group.deleted", "extra": 1}',
+        '{"kind": "read", "counts": [1, "2"]}',
+        '{"kind": "read", "counts": 3}',
+        '{"kind": "read", "shared": "yes"}',
         "{",
         '{"kind": "session.ended", "session_ids": 5}',
         '{"kind": "message.created", "group_id": 1, "seq": 1, "frame": {"type": "x"}}',
@@ -254,8 +260,22 @@ def test_posting_text_or_an_upload_emits_message_created_with_its_seq(client, au
     framed = None if heard.postgres else ANY
     found = heard.events()
     assert found == [
-        Event("message.created", group_id=group_id, seq=1, message_id=posted["id"], frame=framed),
-        Event("message.created", group_id=group_id, seq=2, message_id=uploaded["id"], frame=framed),
+        Event(
+            "message.created",
+            group_id=group_id,
+            seq=1,
+            rev=1,
+            message_id=posted["id"],
+            frame=framed,
+        ),
+        Event(
+            "message.created",
+            group_id=group_id,
+            seq=2,
+            rev=2,
+            message_id=uploaded["id"],
+            frame=framed,
+        ),
     ]
     if not heard.postgres:  # the frames as sockets get them (the media URL's signature aside)
         first, second = found
@@ -268,7 +288,9 @@ def test_posting_text_or_an_upload_emits_message_created_with_its_seq(client, au
     first = client.post(url, json=body, headers=alice).json()["message"]
     assert client.post(url, json=body, headers=alice).status_code == 200
     assert heard.events() == [
-        Event("message.created", group_id=group_id, seq=3, message_id=first["id"], frame=framed)
+        Event(
+            "message.created", group_id=group_id, seq=3, rev=3, message_id=first["id"], frame=framed
+        )
     ]
 
 

@@ -76,6 +76,7 @@ def test_a_text_message_is_answered_201_with_the_whole_message(client, alice, cl
             "id": response.json()["message"]["id"],
             "group_id": group_id,
             "seq": 1,
+            "rev": 1,
             "kind": "text",
             "sender": me(client, alice),
             "text": "Hello, world",
@@ -87,6 +88,8 @@ def test_a_text_message_is_answered_201_with_the_whole_message(client, alice, cl
             "content_type": None,
             "filename": None,
             "created_at": "2026-11-20T08:00:00Z",
+            "edited_at": None,
+            "forwarded": False,
         },
     }
 

@@ -153,6 +153,16 @@ def test_a_database_at_schema_0004_upgrades_with_every_row_kept(at_0004, tmp_pat
         == []
     )
     assert database.execute(f'SELECT "id" FROM "{message}" WHERE "mentions" IS NOT NULL') == []
+    # 0007: every message was one change, its making: its rev is its seq, its group's last
+    # rev the last seq; nothing edited, recalled, answered or forwarded.
+    assert (
+        database.execute(
+            f'SELECT "id" FROM "{message}" WHERE "rev" <> "seq" OR "edited_at" IS NOT NULL '
+            'OR "recalled_at" IS NOT NULL OR "reply_to_seq" IS NOT NULL OR "forwarded"'
+        )
+        == []
+    )
+    assert database.execute(f'SELECT "id" FROM "{group}" WHERE "last_rev" <> "last_seq"') == []
 
     with httpx.Client(base_url=server.url, timeout=30) as http:
         _every_token_works(http, expected, fixture.folder / "media")

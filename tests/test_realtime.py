@@ -215,6 +215,7 @@ def test_a_socket_authenticated_by_header_gets_ready_with_its_groups(api):
     assert ready == {
         "type": "ready",
         "groups": {str(group_id): 1},
+        "revs": {str(group_id): 1},
         "reads": {str(group_id): {"read_seq": 0, "unread_count": 0, "mention_count": 0}},
     }
     socket.close()
@@ -223,7 +224,7 @@ def test_a_socket_authenticated_by_header_gets_ready_with_its_groups(api):
 def test_a_socket_authenticated_by_its_first_frame(api):
     alice = api.user()
     socket = alice.socket(header=False)
-    assert socket.sync()[1] == {"type": "ready", "groups": {}, "reads": {}}
+    assert socket.sync()[1] == {"type": "ready", "groups": {}, "revs": {}, "reads": {}}
     assert socket.nothing_pending() == []
     socket.close()
 

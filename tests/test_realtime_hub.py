@@ -29,13 +29,13 @@ class RecordingStore:
 
     async def run(self, function, *args):
         assert function is store.batch_frames
-        spans, members, notices = args
+        spans = args[0]
         self.reads.append(dict(spans))
         found = {
             group_id: [(seq, frame(seq)) for seq in range(low + 1, min(high, 20) + 1)]
             for group_id, (low, high) in spans.items()
         }
-        return found, {}, {}
+        return store.Batch(messages=found)
 
 
 class RecordingSocket:

@@ -133,7 +133,7 @@ def test_a_replay_that_fails_on_the_server_closes_4503_for_the_client_to_resume(
     def failing(user_id):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(store, "positions", failing)
+    monkeypatch.setattr(store, "ready_state", failing)
     user = auth.register("alice")
     received = []
     with client.websocket_connect(

@@ -17,9 +17,12 @@ from models.frames import dumps, session_ended
 
 logger = logging.getLogger(__name__)
 
-# The queue key of the user's notices (group ids start at 1): entries (NOTICES, number, text)
-# are deduplicated by number as a group's messages are by seq.
+# Queue keys that are not groups (group ids start at 1). The user's notices: entries
+# (NOTICES, number, text), deduplicated by number as a group's messages are by seq. Changed
+# messages: entries (CHANGES, 0, text), sent to a socket that follows changes; a state a
+# replay sent already may come again (a client keeps the highest rev of each message).
 NOTICES = 0
+CHANGES = -1
 
 
 class Connection:
@@ -47,6 +50,7 @@ class Connection:
         # Whether the client asked for notices (`notices` in its sync): a client of the
         # contract before them gets none, nor the fields of `ready` about them.
         self.wants_notices = False
+        self.wants_changes = False  # likewise: `revs` in its sync, for message.updated
         self.sync_requests: deque[Sync] = deque()
         self.closing: tuple[int, str | None] | None = None
         self.closed = asyncio.Event()  # the close frame went out (or the client went)
@@ -97,6 +101,10 @@ class Connection:
             if event.group_id in self.groups:
                 self._push(None, 0, text)
                 self._leave(event.group_id)
+        elif kind == "message.updated" and event.group_id in self.groups:
+            frame, hidden = text  # the new state; the users who deleted the message
+            if self.user_id not in hidden:
+                self._push(CHANGES, 0, frame)
         elif kind == "read" and event.group_id in self.groups:
             own, receipt = text  # the user's own position, with their counts; a receipt
             if event.user_id == self.user_id:
@@ -185,7 +193,10 @@ class Connection:
                 group_id, seq, text = self.queue.popleft()
                 if group_id == NOTICES and not self.wants_notices:
                     continue
-                if group_id is not None:
+                if group_id == CHANGES:
+                    if not self.wants_changes:
+                        continue
+                elif group_id is not None:
                     if seq <= self.sent.get(group_id, 0):
                         continue  # replayed already
                     self.sent[group_id] = seq
@@ -200,6 +211,7 @@ class Connection:
         wait in the queue meanwhile and go after, less those sent."""
         self.synced = False
         self.wants_notices = request.notices is not None
+        self.wants_changes = request.revs is not None
         if self.wants_notices and not await self._replay_notices(request.notices):
             return
         since = request.since
@@ -220,12 +232,15 @@ class Connection:
                     await self._send(self.replies.popleft())
                 if len(page) < store.PAGE:
                     break
+        if self.wants_changes and not await self._replay_changes(request):
+            return
         if self.closing is not None:
             return
         last, read = await self.store.run(store.ready_state, self.user_id)
         ready = {
             "type": "ready",
-            "groups": {str(g): s for g, s in last.items()},
+            "groups": {str(g): seq for g, (seq, _) in last.items()},
+            "revs": {str(g): rev for g, (_, rev) in last.items()},
             "reads": {
                 str(g): {"read_seq": seq, "unread_count": unread, "mention_count": mentions}
                 for g, (seq, unread, mentions) in read.items()
@@ -239,6 +254,30 @@ class Connection:
             ready["notices_complete"] = request.notices >= min(oldest - 1, newest)
         await self._send(dumps(ready))
         self.synced = True
+
+    async def _replay_changes(self, request: Sync) -> bool:
+        """For each group of `revs`, the messages changed after the client's rev that it had
+        (up to its `since` seq, or any without one), as they are now, in rev order; False if
+        the socket closed meanwhile."""
+        for group_id in sorted(request.revs):
+            after = request.revs[group_id]
+            while self.closing is None and group_id in self.groups:
+                up_to = request.since.get(group_id)
+                page = await self.store.run(
+                    store.replay_changes, self.user_id, group_id, after, up_to
+                )
+                if not page:
+                    break
+                for rev, _seq, text in page:
+                    if self.closing is not None or group_id not in self.groups:
+                        break
+                    await self._send(text)
+                    after = rev
+                while self.replies:
+                    await self._send(self.replies.popleft())
+                if len(page) < store.PAGE:
+                    break
+        return self.closing is None
 
     async def _replay_notices(self, after: int) -> bool:
         """The user's notices after `after`, in order; False if the socket closed meanwhile."""

@@ -156,22 +156,33 @@ class Hub:
             for e in batch
             if e.kind == "notice" and e.frame is None and self._user_heard(e.user_id)
         }
-        messages, member_frames, notice_frames = ({}, {}, {})
-        if spans or members or wanted:
-            messages, member_frames, notice_frames = await self.store.run(
-                store.batch_frames, spans, members, wanted
-            )
+        # Changed messages: who deleted each for themselves is read (and on PostgreSQL the
+        # frame), for the groups heard here.
+        changed = {
+            (e.group_id, e.seq): e.frame
+            for e in batch
+            if e.kind == "message.updated" and self._heard(e.group_id)
+        }
+        found = store.Batch()
+        if spans or members or wanted or changed:
+            found = await self.store.run(store.batch_frames, spans, members, wanted, changed)
         touched = set()
         for event in batch:
             kind = event.kind
             if kind == "message.created":
                 touched.add(event.group_id)
-                frames = messages.get(event.group_id)
+                frames = found.messages.get(event.group_id)
                 if frames is None:  # nothing read: the event's own frame, if it has one
                     frames = ((event.seq, event.frame),) if event.frame is not None else ()
                 self._message(event, frames)
+            elif kind == "message.updated":
+                text, hidden = found.updates.get((event.group_id, event.seq), (None, ()))
+                if text is not None:
+                    # Each socket leaves out a message its user deleted (Connection.deliver).
+                    targets = list(self.by_group.get(event.group_id, ()))
+                    self._send(targets, event, (text, hidden))
             elif kind == "member.added":
-                text = member_frames.get((event.group_id, event.user_id))
+                text = found.members.get((event.group_id, event.user_id))
                 self._send(self._group_and_user(event), event, text)
             elif kind == "member.removed":
                 text = dumps(
@@ -184,7 +195,7 @@ class Hub:
             elif kind == "read":
                 self._read(event)
             elif kind == "notice":
-                text = event.frame or notice_frames.get((event.user_id, event.seq))
+                text = event.frame or found.notices.get((event.user_id, event.seq))
                 self._send(list(self.by_user.get(event.user_id, ())), event, text)
             elif kind == "session.ended":
                 targets = [c for s in event.session_ids for c in self.by_session.get(s, ())]

@@ -40,7 +40,7 @@ REASONS = {
 # The fields of each client frame (asyncapi.yaml: additionalProperties false).
 FIELDS = {
     "auth": frozenset({"type", "token"}),
-    "sync": frozenset({"type", "since", "notices"}),
+    "sync": frozenset({"type", "since", "notices", "revs"}),
     "ping": frozenset({"type"}),
 }
 GROUP_KEY = re.compile(r"[1-9][0-9]{0,15}")
@@ -70,6 +70,9 @@ class Sync:
     # The number of the last notice the client has; None: the client does not ask for
     # notices (a client of the contract before them), and gets none.
     notices: int | None = None
+    # Group id -> the last rev (change) the client has; None: the client does not follow
+    # changes (a client of the contract before them), and gets no message.updated frame.
+    revs: dict[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,21 +113,23 @@ def parse(text: str | None) -> Frame:
         notices = data.get("notices")
         if "notices" in data and not _is_position(notices):
             raise malformed(f"'notices' must be an integer from 0 to {MAX_SEQ}")
-        return Sync(_since(data.get("since")), notices)
+        revs = _positions("revs", data["revs"]) if "revs" in data else None
+        return Sync(_positions("since", data.get("since")), notices, revs)
     return Ping()
 
 
-def _since(since) -> dict[int, int]:
-    if not isinstance(since, dict):
-        raise malformed("'since' must be an object of group ids to seq numbers")
+def _positions(field: str, given) -> dict[int, int]:
+    """`since` or `revs`: group ids (as JSON keys) to seq or rev numbers."""
+    if not isinstance(given, dict):
+        raise malformed(f"'{field}' must be an object of group ids to numbers")
     positions = {}
-    for key, seq in since.items():
+    for key, number in given.items():
         # A group id as the contract writes it: 1 to 16 decimal digits, no leading zero.
         if not GROUP_KEY.fullmatch(key):
-            raise malformed(f"'since' key {key[:20]!r} is not a group id")
-        if not _is_position(seq):
-            raise malformed(f"'since' of group {key} must be an integer from 0 to {MAX_SEQ}")
-        positions[int(key)] = seq
+            raise malformed(f"'{field}' key {key[:20]!r} is not a group id")
+        if not _is_position(number):
+            raise malformed(f"'{field}' of group {key} must be an integer from 0 to {MAX_SEQ}")
+        positions[int(key)] = number
     return positions
 
 

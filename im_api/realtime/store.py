@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
-from pony.orm import db_session, select
+from pony.orm import db_session, exists, select
 
 from im_core import security
 from im_core.config import now
 from models import frames, messages, notices, profiles, reads
-from models.entities import Group, Membership, Message, Session, User
+from models.entities import Group, Hidden, Membership, Message, Session, User
 
 # Messages rendered per query while replaying: a page of frames held at once per socket.
 PAGE = 100
@@ -68,11 +69,16 @@ def positions(user_id: int) -> dict[int, int]:
         )
 
 
-def ready_state(user_id: int) -> tuple[dict[int, int], dict[int, tuple[int, int, int]]]:
+def ready_state(user_id: int) -> tuple[dict[int, tuple[int, int]], dict]:
     """What `ready` says of every conversation of the user, read in one session: its last
-    seq (`positions`), and the user's read position, unread and mention counts in it."""
+    seq and last rev, and the user's read position, unread and mention counts in it."""
     with db_session:
-        return positions(user_id), reads.states(user_id)
+        last = select(
+            (m.group.id, m.group.last_seq, m.group.last_rev)
+            for m in Membership
+            if m.user.id == user_id
+        )
+        return {g: (seq, rev) for g, seq, rev in last}, reads.states(user_id)
 
 
 def notice_position(user_id: int) -> tuple[int, int]:
@@ -101,33 +107,89 @@ def message_frames(spans: dict[int, tuple[int, int]]) -> dict[int, list[tuple[in
 
 
 def replay(user_id: int, group_id: int, after: int) -> list[tuple[int, str]] | None:
-    """Up to PAGE frames of the group's messages with seq > `after`, in seq order; None when
-    the user is not (or no longer) a member."""
+    """Up to PAGE frames of the group's messages with seq > `after`, in seq order, less those
+    the user deleted for themselves (each as it is now); None when the user is not (or no
+    longer) a member."""
     with db_session:
         if not Membership.exists(group=group_id, user=user_id):
             return None
-        found = (
-            select(m for m in Message if m.group.id == group_id and m.seq > after)
-            .order_by(lambda m: m.seq)
-            .limit(PAGE)
-        )
+        found = select(m for m in Message if m.group.id == group_id and m.seq > after)
+        found = _visible(found, user_id).order_by(lambda m: m.seq).limit(PAGE)
         return _frames(list(found))
+
+
+def replay_changes(
+    user_id: int, group_id: int, after_rev: int, up_to_seq: int | None
+) -> list[tuple[int, int, str]] | None:
+    """Up to PAGE `message.updated` frames of the group's messages changed after `after_rev`
+    (up to seq `up_to_seq`, the ones the client had; any seq when None), in rev order, less
+    those the user deleted: (rev, seq, frame). None when the user is not a member."""
+    with db_session:
+        if not Membership.exists(group=group_id, user=user_id):
+            return None
+        found = select(m for m in Message if m.group.id == group_id and m.rev > after_rev)
+        if up_to_seq is not None:
+            found = found.where(lambda m: m.seq <= up_to_seq)
+        found = list(_visible(found, user_id).order_by(lambda m: m.rev).limit(PAGE))
+        shown = messages.views(found)
+        return [
+            (m.rev, m.seq, frames.message_updated(v)) for m, v in zip(found, shown, strict=True)
+        ]
+
+
+@dataclass
+class Batch:
+    """What a batch of events needs from the database (`batch_frames`)."""
+
+    messages: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
+    members: dict[tuple[int, int], str | None] = field(default_factory=dict)
+    notices: dict[tuple[int, int], str] = field(default_factory=dict)
+    # (group, seq) of a changed message: its `message.updated` frame (None: it is gone),
+    # and the users who deleted it for themselves (their sockets do not get it).
+    updates: dict[tuple[int, int], tuple[str | None, frozenset[int]]] = field(default_factory=dict)
 
 
 def batch_frames(
     spans: dict[int, tuple[int, int]],
     members: set[tuple[int, int]],
     notice_keys: set[tuple[int, int]] = frozenset(),
-) -> tuple[dict[int, list[tuple[int, str]]], dict[tuple[int, int], str | None], dict]:
+    changed: dict[tuple[int, int], str | None] | None = None,
+) -> Batch:
     """What a batch of events needs from the database, in one session: the message frames
-    of `spans` (see `message_frames`), the `member.added` frame of each (group, user), and
-    the frame of each notice named by (user, number)."""
+    of `spans` (see `message_frames`), the `member.added` frame of each (group, user), the
+    frame of each notice named by (user, number), and for each changed message (group, seq:
+    the frame its event brought, or None) its frame as it is now and who deleted it."""
     with db_session:
-        return (
+        return Batch(
             message_frames(spans),
             {key: member_frame(*key) for key in members},
             notices.frames_of(set(notice_keys)) if notice_keys else {},
+            _updates(changed) if changed else {},
         )
+
+
+def _updates(changed: dict[tuple[int, int], str | None]) -> dict:
+    group_ids = list({g for g, _ in changed})
+    seqs = list({s for _, s in changed})
+    hidden: dict[tuple[int, int], set[int]] = {}
+    for user_id, group_id, seq in select(
+        (h.user.id, h.group.id, h.seq) for h in Hidden if h.group.id in group_ids and h.seq in seqs
+    ):
+        hidden.setdefault((group_id, seq), set()).add(user_id)
+    unread = [key for key, frame in changed.items() if frame is None]
+    read = {}
+    if unread:
+        found = list(select(m for m in Message if m.group.id in group_ids and m.seq in seqs))
+        wanted = set(unread)
+        found = [m for m in found if (m.group.id, m.seq) in wanted]
+        read = {
+            (m.group.id, m.seq): frames.message_updated(v)
+            for m, v in zip(found, messages.views(found), strict=True)
+        }
+    return {
+        key: (frame or read.get(key), frozenset(hidden.get(key, ())))
+        for key, frame in changed.items()
+    }
 
 
 def member_frame(group_id: int, user_id: int) -> str | None:
@@ -139,6 +201,17 @@ def member_frame(group_id: int, user_id: int) -> str | None:
         return frames.dumps(
             {"type": "member.added", "group_id": group_id, "user": profiles.member_view(user)}
         )
+
+
+def _visible(query, user_id: int):
+    """`query` of messages less those `user_id` deleted for themselves."""
+    return query.where(
+        lambda m: (
+            not exists(
+                h for h in Hidden if h.user.id == user_id and h.group == m.group and h.seq == m.seq
+            )
+        )
+    )
 
 
 def _frames(found: list) -> list[tuple[int, str]]:

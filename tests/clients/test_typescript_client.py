@@ -91,6 +91,7 @@ def test_typed_walkthrough_registers_logs_in_posts_receives_on_the_socket_and_lo
         ("contact", 200),
         ("direct message", 201),
         ("unread badge", 200),
+        ("edit and recall", 200),
         ("logout", 200),
         ("session.ended", 4410),
         ("me after logout", 401),
@@ -130,3 +131,8 @@ def test_typed_walkthrough_registers_logs_in_posts_receives_on_the_socket_and_lo
         "answered": 0,
         "other_device": 0,
     }
+    # Alice edits, then recalls, the direct message; bob's socket sees each change.
+    changed = by_step["edit and recall"]
+    assert (changed["edited"], changed["text_after"]) == ("hello, Bob!", None)
+    assert changed["recalled_by"] == registered["user"]
+    assert changed["recalled_rev"] == changed["edited_rev"] + 1

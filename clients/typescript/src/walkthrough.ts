@@ -2,7 +2,8 @@
  * A walk-through of the IM API with a typed client: register, login, me, a group, the live
  * socket (ws_url) receiving a message posted over REST, a contact added and a direct message
  * exchanged over the socket with a second user, whose unread badge clears on their second
- * device when they read it, logout (which ends the socket).
+ * device when they read it, an edit and a recall of that message seen on the second user's
+ * socket, logout (which ends the socket).
  *
  *   npm run walkthrough -- http://127.0.0.1:8000/api
  *
@@ -29,6 +30,7 @@ type ServerFrame =
   | { type: "ready"; groups: Record<string, number>; reads: Record<string, ReadState>; notices?: number }
   | { type: "read"; group_id: number; user_id: number; seq: number; unread_count?: number }
   | { type: "message.created"; message: Message }
+  | { type: "message.updated"; message: Message }
   | { type: "contact.requested"; notice: number; request: ContactRequest }
   | { type: "conversation.created"; notice: number; group: Conversation }
   | { type: "session.ended"; reason: string }
@@ -223,7 +225,8 @@ async function main(): Promise<void> {
   );
   bobAuth.token = bob.token;
   const bobChannel = await LiveChannel.open(socketUrl(bob.ws_url).href, bob.token);
-  bobChannel.send({ type: "sync", since: {}, notices: 0 });
+  // `revs: {}`: this socket follows changes (edits, recalls) too.
+  bobChannel.send({ type: "sync", since: {}, notices: 0, revs: {} });
   await bobChannel.nextOf("ready");
 
   // Alice asks bob to be a contact; his socket hears of it; he accepts.
@@ -289,6 +292,23 @@ async function main(): Promise<void> {
     answered: marked.unread_count,
     other_device: "unread_count" in cleared ? cleared.unread_count : null,
   });
+  // Alice fixes a typo, then takes the message back: bob's socket sees both changes.
+  const path = { params: { path: { group_id: chat.id, seq: dmSent.seq } } };
+  const edited = expectOk(
+    "edit",
+    await client.PATCH("/groups/{group_id}/messages/{seq}", { ...path, body: { text: "hello, Bob!" } }),
+  ).message;
+  const seenEdit = await bobChannel.nextOf("message.updated");
+  const recalled = expectOk("recall", await client.DELETE("/groups/{group_id}/messages/{seq}", path)).message;
+  const seenRecall = await bobChannel.nextOf("message.updated");
+  step("edit and recall", 200, {
+    edited: "message" in seenEdit ? seenEdit.message.text : null,
+    edited_rev: edited.rev,
+    recalled_by: "message" in seenRecall ? seenRecall.message.recalled?.by.name : null,
+    recalled_rev: recalled.rev,
+    text_after: "message" in seenRecall ? seenRecall.message.text : "?",
+  });
+
   secondDevice.close();
   bobChannel.close();
 
