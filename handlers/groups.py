@@ -69,10 +69,10 @@ def post_message(group_id, body, token_info):
     # Counted first, like uploads: a refused or failing post counts too.
     sender_id = sessions.active(token_info).user.id
     throttle.spend_message(clients.address(), sender_id)
-    message, created = messages.post_text(
+    shown, created = messages.post_text(
         group_id, sender_id, body["text"], body.get("client_msg_id"), body.get("reply_to_seq")
     )
-    return {**SUCCEED, "message": messages.view(message)}, 201 if created else 200
+    return {**SUCCEED, "message": shown}, 201 if created else 200
 
 
 def edit_message(group_id, seq, body, token_info):

@@ -36,7 +36,7 @@ def edit(group_id: int, user_id: int, seq: int, text: str) -> Message:
         raise ApiError(Error.NOT_YOUR_MESSAGE)
     if message.kind != "text":
         raise ApiError(Error.NOT_EDITABLE)
-    mentioned = reads.mentioned(group, user, text)
+    mentioned = reads.mentioned(group.id, user.id, text)
     delete(x for x in Mention if x.group == group and x.seq == seq)
     reads.record_mentions(group_id, seq, mentioned)
     message.text = text

@@ -8,6 +8,8 @@ gives its seq back. A client that has seen seq n has seen every message before i
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from pony.orm import (
     IntegrityError,
     TransactionIntegrityError,
@@ -21,14 +23,32 @@ from pony.orm import (
 
 from im_core.config import now
 from im_core.errors import ApiError, Error
-from models import checks, events, frames, groups, media, profiles, reads
-from models.entities import Group, Hidden, Media, Message, User, db
+from models import checks, direct, events, frames, groups, locks, media, profiles, reads
+from models.entities import Group, Hidden, Media, Membership, Message, User, db
 from models.present import media_url, utc_iso
 from models.spool import Spool
 
 MAX_TEXT = 4000
 # Characters of an answered message's text shown in the quote of a reply.
 EXCERPT = 100
+# The attributes `view` reads, but the id.
+VIEWED = (
+    "group",
+    "seq",
+    "rev",
+    "kind",
+    "sender",
+    "text",
+    "client_msg_id",
+    "mentions",
+    "media",
+    "created_at",
+    "edited_at",
+    "forwarded",
+    "recalled_at",
+    "recalled_by",
+    "reply_to_seq",
+)
 
 DELETED_SENDER = {"id": None, "name": "deleted user", "avatar_url": None}
 
@@ -53,7 +73,7 @@ def send(group: Group, sender: User, kind: str, spool: Spool, filename: str) -> 
 def post(group: Group, sender: User, shown: Media) -> Message:
     """A new message showing `shown` in `group` (its id and seq are known on return); the
     caller holds the group's lock (`groups.lock_for_message`) and commits."""
-    return _new(group, sender, kind=shown.kind, media=shown)
+    return _new(group.id, sender.id, kind=shown.kind, media=shown)[0]
 
 
 def post_text(
@@ -62,45 +82,44 @@ def post_text(
     text: str,
     client_msg_id: str | None = None,
     reply_to_seq: int | None = None,
-):
-    """Post `text` to the group from `sender_id`, committed; returns (message, created).
+) -> tuple[dict, bool]:
+    """Post `text` to the group from `sender_id`, committed; returns (its view, created).
 
     With a `client_msg_id`, the sender's message with that id in this group, if there is
-    one, is returned instead of a new one (created False), also when requests with it race:
+    one, is answered instead of a new one (created False), also when requests with it race:
     the unique key (group, sender, client_msg_id) lets one insert win, and the others read
     the winner back. With `reply_to_seq`, it answers that message of the group. Raises
     INVALID_TEXT, GROUP_NOT_FOUND, NOT_A_MEMBER, REPLY_NOT_FOUND, and in a direct chat what
     `direct.check_may_post` raises.
+
+    The hot path of the service, so its database work is counted: on PostgreSQL the group's
+    lock, one UPDATE that checks the membership, takes the seq and rev and sends the
+    notification, the INSERT, one read of the sender's name and avatar, and the commit. The
+    `client_msg_id` is looked up only when the unique key refuses the insert.
     """
     check_text(text)
-    group = groups.lock_for_message(group_id, sender_id)
-    sender = User[sender_id]
-    if client_msg_id is not None:
-        found = _by_client_id(group_id, sender_id, client_msg_id)
-        if found is not None:
-            return found, False
-    if reply_to_seq is not None and not 1 <= reply_to_seq <= group.last_seq:
-        raise ApiError(Error.REPLY_NOT_FOUND)
+    locks.forget_reads()
+    locks.group(group_id, shared=True)  # the member stays, the group too, until the commit
     try:
-        message = _new(
-            group,
-            sender,
+        message, shown = _new(
+            group_id,
+            sender_id,
             kind="text",
             text=text,
             client_msg_id=client_msg_id,
             reply_to_seq=reply_to_seq,
         )
-        message_id = message.id
         commit()
     except (IntegrityError, TransactionIntegrityError):  # Pony wraps it only sometimes
-        # Only a concurrent post with the same client_msg_id breaks a unique key here: the
-        # seq is taken under the group row's lock. Its message is committed: read it.
+        # Only a post with the same client_msg_id breaks a unique key here (the seq is taken
+        # under the group row's lock): a retry, or a request racing it. Its message is
+        # committed: read it.
         rollback()
         found = _by_client_id(group_id, sender_id, client_msg_id) if client_msg_id else None
         if found is None:
             raise
-        return found, False
-    return Message[message_id], True
+        return view(found), False
+    return shown, True
 
 
 def check_text(text: str) -> None:
@@ -118,60 +137,88 @@ def _by_client_id(group_id: int, sender_id: int, client_msg_id: str) -> Message 
     )
 
 
-def _new(group: Group, sender: User, **fields) -> Message:
-    """The message with the group's next seq, flushed, its event emitted (sent on commit).
-    The members its text mentions are recorded with it (`models.reads`). On SQLite the event
-    brings the message's frame, rendered here once, and the hub sends it as it is; a
-    notification (PostgreSQL) carries ids only, so no frame is made for it."""
+def _new(group_id: int, sender_id: int, **fields) -> tuple[Message, dict]:
+    """The message with the group's next seq and rev, flushed, and its view; its event goes
+    on commit. The caller holds the group's lock (shared); the membership is checked here,
+    in the statement that takes the seq (and the rules of a direct chat after it). The
+    members its text mentions are recorded with it (`models.reads`), a reply's seq checked.
+    On SQLite the event brings the message's frame, rendered once from the view; on
+    PostgreSQL the statement that takes the seq sends the notification, ids only. Raises
+    GROUP_NOT_FOUND, NOT_A_MEMBER, REPLY_NOT_FOUND, what `direct.check_may_post` raises."""
+    seq, rev, kind = _next_seq(group_id, sender_id)
+    if kind == direct.DIRECT:
+        direct.check_may_post(Group[group_id], User[sender_id])
+    reply_to = fields.get("reply_to_seq")
+    if reply_to is not None and not 1 <= reply_to < seq:
+        raise ApiError(Error.REPLY_NOT_FOUND)
     # A forwarded text is someone else's words: it mentions nobody here.
     quoting = fields.get("text") and not fields.get("forwarded")
-    mentioned = reads.mentioned(group, sender, fields["text"]) if quoting else []
-    seq, rev = _next_seq(group.id)
+    mentioned = reads.mentioned(group_id, sender_id, fields["text"]) if quoting else []
+    fields.setdefault("forwarded", False)  # not the column's default: Pony reads those back
     message = Message(
-        group=group,
-        sender=sender,
+        group=group_id,
+        sender=sender_id,
         seq=seq,
         rev=rev,
         created_at=now(),
         mentions=",".join(map(str, mentioned)) or None,
         **fields,
     )
-    reads.record_mentions(group.id, seq, mentioned)
+    reads.record_mentions(group_id, seq, mentioned)
+    # What the view shows, read before the INSERT: Pony forgets the columns it left NULL
+    # once it has written the row, and would read the row back for them.
+    made = SimpleNamespace(**{name: getattr(message, name) for name in VIEWED})
     flush()
-    frame = frames.message_created(view(message)) if events.in_process() else None
-    event = events.Event(
-        "message.created",
-        group_id=group.id,
-        seq=seq,
-        rev=rev,
-        message_id=message.id,
-        frame=frame,
-    )
-    events.emit(event)
-    return message
+    made.id = message.id
+    shown = view(made, sender=profiles.member_view_of(sender_id))
+    if events.in_process():
+        frame = frames.message_created(shown)
+        event = events.Event(
+            "message.created",
+            group_id=group_id,
+            seq=seq,
+            rev=rev,
+            message_id=message.id,
+            frame=frame,
+        )
+        events.emit(event)
+    return message, shown
 
 
 def forwarded_copy(group: Group, sender: User, original: Message) -> Message:
     """A new message of `sender` in `group` (locked as for `post`) showing what `original`
     shows, its text or its media (the same media, shared), marked `forwarded`."""
     if original.media is not None:
-        return _new(group, sender, kind=original.kind, media=original.media, forwarded=True)
-    return _new(group, sender, kind="text", text=original.text, forwarded=True)
+        fields = {"kind": original.kind, "media": original.media}
+    else:
+        fields = {"kind": "text", "text": original.text}
+    return _new(group.id, sender.id, forwarded=True, **fields)[0]
 
 
-def _next_seq(group_id: int) -> tuple[int, int]:
-    """Raise the group's last_seq and last_rev by one and return them (a new message is a
-    change too; its last activity is now). The UPDATE holds the row's lock until the
-    transaction ends (on SQLite the transaction holds the write lock already)."""
-    table = Group._table_
+def _next_seq(group_id: int, sender_id: int) -> tuple[int, int, str]:
+    """Raise the group's last_seq and last_rev by one if `sender_id` is one of its members,
+    and return them with the group's kind (a new message is a change too; its last activity
+    is now). The UPDATE holds the row's lock until the transaction ends (on SQLite the
+    transaction holds the write lock already); on PostgreSQL it also sends the message's
+    notification, delivered on commit. Raises GROUP_NOT_FOUND or NOT_A_MEMBER."""
+    table, members = Group._table_, Membership._table_
+    notify = events.notify_sql(
+        "message.created", group_id='"id"', seq='"last_seq"', rev='"last_rev"'
+    )
     cursor = db.execute(
         f'UPDATE "{table}" SET "last_seq" = "last_seq" + 1, "last_rev" = "last_rev" + 1, '
-        '"last_activity_at" = $at WHERE "id" = $group_id RETURNING "last_seq", "last_rev"',
+        '"last_activity_at" = $at WHERE "id" = $group_id AND EXISTS (SELECT 1 FROM '
+        f'"{members}" WHERE "group" = $group_id AND "user" = $sender_id) '
+        f'RETURNING "last_seq", "last_rev", "kind"{", " + notify if notify else ""}',
         {},
-        {"group_id": group_id, "at": now()},
+        {"group_id": group_id, "sender_id": sender_id, "at": now()},
     )
-    seq, rev = cursor.fetchone()
-    return seq, rev
+    found = cursor.fetchone()
+    if found is None:
+        if not Group.exists(id=group_id):
+            raise ApiError(Error.GROUP_NOT_FOUND)
+        raise ApiError(Error.NOT_A_MEMBER)
+    return found[0], found[1], found[2]
 
 
 def page(

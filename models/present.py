@@ -18,6 +18,11 @@ def media_url(media_id: int) -> str:
 
 
 def avatar_url(media) -> str:
+    """The signed URL of an avatar (a `Media`): see `avatar_url_of`."""
+    return avatar_url_of(media.id, media.created_at)
+
+
+def avatar_url_of(media_id: int, uploaded_at: datetime) -> str:
     """The signed URL of an avatar: the same URL for the same avatar, so browsers keep it.
 
     It is signed as of the start of the current half of its lifetime (`avatar_url_ttl`),
@@ -26,6 +31,6 @@ def avatar_url(media) -> str:
     """
     ttl = current().avatar_url_ttl
     half = max(ttl // 2, 1)
-    uploaded = int(media.created_at.replace(tzinfo=timezone.utc).timestamp())
+    uploaded = int(uploaded_at.replace(tzinfo=timezone.utc).timestamp())
     issued_at = uploaded + (security.signing_time() - uploaded) // half * half
-    return f"/api/media/{media.id}?sig={security.sign_media(media.id, ttl, issued_at)}"
+    return f"/api/media/{media_id}?sig={security.sign_media(media_id, ttl, issued_at)}"

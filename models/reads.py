@@ -130,9 +130,9 @@ def receipts(group: Group) -> dict:
     return answer
 
 
-def mentioned(group: Group, sender: User, text: str) -> list[int]:
-    """The ids of the members of `group` that `text` mentions by `@name` (ignoring case), in
-    the order first mentioned, the sender left out; at most MOST_MENTIONS."""
+def mentioned(group_id: int, sender_id: int, text: str) -> list[int]:
+    """The ids of the members of the group that `text` mentions by `@name` (ignoring case),
+    in the order first mentioned, the sender left out; at most MOST_MENTIONS."""
     keys = []
     for name in MENTION.findall(text):
         key = name.lower()
@@ -144,7 +144,7 @@ def mentioned(group: Group, sender: User, text: str) -> list[int]:
         select(
             (m.user.name_key, m.user.id)
             for m in Membership
-            if m.group == group and m.user.name_key in keys and m.user != sender
+            if m.group.id == group_id and m.user.name_key in keys and m.user.id != sender_id
         )
     )
     return [found[key] for key in keys if key in found][:MOST_MENTIONS]

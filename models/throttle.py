@@ -50,18 +50,31 @@ def spend(name: str, key: str, amount: int = 1) -> None:
     Call it first in a request: it ends the request's transaction and forgets what the
     request read, so that later reads are not held in a write transaction.
     """
-    limit = _limit(name)
-    if limit is None:
+    spend_all([(name, key)], amount)
+
+
+def spend_all(limits: list[tuple[str, str]], amount: int = 1) -> None:
+    """`spend` against several (limit, key) at once: one statement, one commit (a request
+    limited per address and per account costs two round trips, not four). Every one is
+    counted; the longest wait of those past their limit is raised."""
+    counted = []
+    for name, key in limits:
+        limit = _limit(name)
+        if limit is not None:
+            count, seconds = limit
+            slot, ends, epoch = _window(seconds)
+            counted.append((_bucket(name, key), slot, ends, epoch, count))
+    if not counted:
         return
-    count, seconds = limit
-    slot, ends, epoch = _window(seconds)
-    hits = _add(_bucket(name, key), slot, ends, amount)
+    hits = _add_all([(bucket, slot, ends) for bucket, slot, ends, _, _ in counted], amount)
     if secrets.randbelow(100) == 0:  # now and then, forget the windows that are over
+        epoch = counted[0][3]
         delete(t for t in Throttle if t.expires < epoch)
     commit()
     rollback()
-    if hits > count:
-        raise too_many_attempts(ends - epoch)
+    waits = [ends - epoch for (bucket, _, ends, epoch, count) in counted if hits[bucket] > count]
+    if waits:
+        raise too_many_attempts(max(waits))
 
 
 def spend_password(address: str, user_id: int) -> None:
@@ -81,9 +94,8 @@ def spend_message(address: str, user_id: int, amount: int = 1) -> None:
 
 
 def spend_pair(name: str, address: str, user_id: int, amount: int = 1) -> None:
-    """Count against the limits `<name>_per_address` and `<name>_per_account`."""
-    spend(f"{name}_per_address", address, amount)
-    spend(f"{name}_per_account", str(user_id), amount)
+    """Count against the limits `<name>_per_address` and `<name>_per_account`, at once."""
+    spend_all([(f"{name}_per_address", address), (f"{name}_per_account", str(user_id))], amount)
 
 
 def refuse_if_spent(name: str, key: str) -> None:
@@ -127,13 +139,24 @@ def _bucket(name: str, key: str) -> str:
 
 def _add(bucket: str, slot: int, expires: int, amount: int = 1) -> int:
     """Add `amount` to the window's count in one statement, and return the count."""
+    return _add_all([(bucket, slot, expires)], amount)[bucket]
+
+
+def _add_all(windows: list[tuple[str, int, int]], amount: int = 1) -> dict[str, int]:
+    """Add `amount` to each (bucket, slot, expires) window's count in one statement; the
+    counts by bucket."""
     table = Throttle._table_
+    values, parameters = [], {"amount": amount}
+    for index, (bucket, slot, expires) in enumerate(windows):
+        values.append(f"($bucket{index}, $slot{index}, $amount, $expires{index})")
+        parameters.update(
+            {f"bucket{index}": bucket, f"slot{index}": slot, f"expires{index}": expires}
+        )
     cursor = db.execute(
-        f'INSERT INTO "{table}" ("bucket", "slot", "hits", "expires") '
-        "VALUES ($bucket, $slot, $amount, $expires) "
+        f'INSERT INTO "{table}" ("bucket", "slot", "hits", "expires") VALUES {", ".join(values)} '
         f'ON CONFLICT ("bucket", "slot") DO UPDATE SET "hits" = "{table}"."hits" + $amount '
-        'RETURNING "hits"',
+        'RETURNING "bucket", "hits"',
         {},
-        {"bucket": bucket, "slot": slot, "expires": expires, "amount": amount},
+        parameters,
     )
-    return cursor.fetchone()[0]
+    return dict(cursor.fetchall())
