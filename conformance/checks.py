@@ -15,11 +15,13 @@ contract's error table in mind in two places.
   refused data its own contract allows.
 * `ensure_resource_availability` (stateful): after `POST /groups`, a 404 on
   `DELETE /groups/{group_id}/members/{user_id}` is taken for the new group being gone, but
-  a user who is not a member is 404 "Member not found" (3005) there, the contract's answer.
-  A 404 with a code naming the path's other resource is not a finding. Nor is "Group not
-  found" (3001) once the scenario has removed a member of that group: a group goes with its
-  last member (the spec's `RemoveOwner` link makes the owner of a new group leave), which
-  schemathesis cannot know from a DELETE on `/members/{user_id}`. Any other 404 is.
+  a user who is not a member is 404 "Member not found" (3005) there, the contract's answer;
+  likewise on the role operations (a member who is no admin, 3008; a join request no longer
+  pending, 3010). A 404 with a code naming another resource than the group is not a
+  finding. Nor is "Group not found" (3001) once the scenario has removed a member of that
+  group or disbanded it: a group goes with its last member (the spec's `RemoveOwner` link
+  makes the owner of a new group leave), which schemathesis cannot know from a DELETE on
+  `/members/{user_id}`. Any other 404 is.
 
 Every other check runs exactly as schemathesis ships it.
 """
@@ -44,8 +46,21 @@ NOT_IMPLEMENTED = 1011
 TOO_MANY_ATTEMPTS = 1009
 FIRST_RULE_CODE = 2000
 GROUP_NOT_FOUND = 3001
-# operationId -> codes of a 404 about a path parameter other than the resource a link created.
-OTHER_RESOURCE_NOT_FOUND = {"removeMember": {3005}}
+# operationId -> codes of a 404 about a path or body parameter other than the resource a link
+# created: a user who is not a member (3005), a member who is not an admin (3008), a join
+# request that is not pending (3010).
+OTHER_RESOURCE_NOT_FOUND = {
+    "removeMember": {3005},
+    "appointAdmin": {3005},
+    "dismissAdmin": {3005, 3008},
+    "transferGroup": {3005},
+    "approveJoinRequest": {3010},
+    "declineJoinRequest": {3010},
+    "cancelJoinRequest": {3010},
+}
+# Operations after whose success a group may be gone: its last member left, or it was
+# disbanded.
+GROUP_ENDING = {"removeMember", "disbandGroup"}
 
 
 def documents(case, status: int) -> bool:
@@ -98,13 +113,14 @@ def ensure_resource_availability_but_other_ids(ctx, response, case):
 
 
 def member_removed_from(ctx, group_id) -> bool:
-    """Whether the scenario so far removed a member of the group (successfully)."""
+    """Whether the scenario so far removed a member of the group, or disbanded it
+    (successfully)."""
     recorder = ctx.internals.recorder
     if recorder is None or group_id is None:
         return False
     for prior in recorder.find_all_cases():
         if (
-            prior.operation.definition.raw.get("operationId") == "removeMember"
+            prior.operation.definition.raw.get("operationId") in GROUP_ENDING
             and (prior.path_parameters or {}).get("group_id") == group_id
         ):
             answer = recorder.find_response(case_id=prior.id)

@@ -350,14 +350,17 @@ class Socket:
         since: dict[int, int] | None = None,
         notices: int | None = None,
         revs: dict[int, int] | None = None,
+        states: dict[int, int] | None = None,
     ) -> tuple[list[dict], dict]:
-        """Sends `sync` (with `notices` and `revs` when given); the frames replayed before
-        `ready`, and `ready`."""
+        """Sends `sync` (with `notices`, `revs` and `states` when given); the frames replayed
+        before `ready`, and `ready`."""
         frame = {"type": "sync", "since": {str(g): s for g, s in (since or {}).items()}}
         if notices is not None:
             frame["notices"] = notices
         if revs is not None:
             frame["revs"] = {str(g): r for g, r in revs.items()}
+        if states is not None:
+            frame["states"] = {str(g): v for g, v in states.items()}
         self.send(frame)
         replayed = []
         while True:
@@ -462,12 +465,13 @@ class World:
         account: dict,
         since: dict[int, int] | None = None,
         notices: int | None = None,
+        states: dict[int, int] | None = None,
         **options,
     ) -> Socket:
         """An authenticated socket past `sync` and `ready`: live events come next (notices
-        too when `notices` is given)."""
+        too when `notices` is given, group states when `states` is)."""
         made = self.socket(account, **options)
-        made.sync(since, notices)
+        made.sync(since, notices, states=states)
         return made
 
     def group(self, owner: dict, *members: dict) -> int:

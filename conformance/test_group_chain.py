@@ -14,6 +14,7 @@ from conformance.target import bearer
 
 GROUP_KEYS = {"id", "kind", "name", "owner_id", "members", "created_at"}
 GROUP_KEYS |= {"read_seq", "unread_count", "mention_count"}
+GROUP_KEYS |= {"role", "admin_ids", "announcement", "join_approval", "state_version"}
 MESSAGE_KEYS = {"id", "kind", "sender", "media_id", "url", "size", "content_type"}
 MESSAGE_KEYS |= {"filename", "created_at", "group_id", "seq", "text", "client_msg_id", "mentions"}
 MESSAGE_KEYS |= {"rev", "edited_at", "forwarded"}

@@ -41,6 +41,9 @@ BAD_FRAMES = {
     "since-seq-negative": ('{"type": "sync", "since": {"1": -1}}', 6001),
     "since-key-not-an-id": ('{"type": "sync", "since": {"abc": 1}}', 6001),
     "field-it-does-not-have": ('{"type": "ping", "since": {}}', 6001),
+    "states-not-an-object": ('{"type": "sync", "since": {}, "states": [4]}', 6001),
+    "states-version-not-an-integer": ('{"type": "sync", "since": {}, "states": {"1": 1.5}}', 6001),
+    "states-key-not-an-id": ('{"type": "sync", "since": {}, "states": {"01": 1}}', 6001),
     "unknown-type": ('{"type": "subscribe"}', 6002),
     "server-frame-type": ('{"type": "pong"}', 6002),
 }

@@ -44,6 +44,10 @@ SERVER_FRAMES = {
     "conversation.created",
     "message.hidden",
     "message.updated",
+    # Group roles: states, and join requests (notices).
+    "group.updated",
+    "join_request.created",
+    "join_request.removed",
 }
 CLIENT_FRAMES = {"auth", "sync", "ping"}
 CLOSE_CODES = {1009, 4400, 4401, 4403, 4410, 4429, 4503}

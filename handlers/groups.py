@@ -6,7 +6,17 @@ from __future__ import annotations
 from handlers import SUCCEED
 from im_api import clients
 from im_core.errors import ApiError, Error
-from models import changes, conversations, groups, messages, reads, sessions, throttle
+from models import (
+    changes,
+    conversations,
+    groups,
+    joins,
+    messages,
+    reads,
+    roles,
+    sessions,
+    throttle,
+)
 
 
 def create_group(body, token_info):
@@ -34,12 +44,77 @@ def open_direct_chat(user_id, token_info):
 
 def add_member(group_id, body, token_info):
     user = sessions.active(token_info).user
-    group = groups.add_member(group_id, user.id, body["name"])
+    group, waiting = groups.add_member(group_id, user.id, body["name"])
+    if waiting is not None:  # join approval: an admin decides
+        return {**SUCCEED, "request": joins.views([waiting])[0]}, 202
     return {**SUCCEED, "group": conversations.view(group, user)}
 
 
 def remove_member(group_id, user_id, token_info):
     groups.remove_member(group_id, sessions.active(token_info).user.id, user_id)
+    return SUCCEED
+
+
+def update_group(group_id, body, token_info):
+    user = sessions.active(token_info).user
+    group = roles.update(group_id, user.id, body.get("name"), body.get("join_approval"))
+    return {**SUCCEED, "group": conversations.view(group, user)}
+
+
+def disband_group(group_id, token_info):
+    groups.disband(group_id, sessions.active(token_info).user.id)
+    return SUCCEED
+
+
+def appoint_admin(group_id, user_id, token_info):
+    user = sessions.active(token_info).user
+    group = roles.appoint(group_id, user.id, user_id)
+    return {**SUCCEED, "group": conversations.view(group, user)}
+
+
+def dismiss_admin(group_id, user_id, token_info):
+    user = sessions.active(token_info).user
+    group = roles.dismiss(group_id, user.id, user_id)
+    return {**SUCCEED, "group": conversations.view(group, user)}
+
+
+def transfer_group(group_id, body, token_info):
+    user = sessions.active(token_info).user
+    group = roles.transfer(group_id, user.id, body["user_id"])
+    return {**SUCCEED, "group": conversations.view(group, user)}
+
+
+def set_announcement(group_id, body, token_info):
+    user = sessions.active(token_info).user
+    group = roles.set_announcement(group_id, user.id, body["text"])
+    return {**SUCCEED, "group": conversations.view(group, user)}
+
+
+def clear_announcement(group_id, token_info):
+    user = sessions.active(token_info).user
+    group = roles.clear_announcement(group_id, user.id)
+    return {**SUCCEED, "group": conversations.view(group, user)}
+
+
+def list_join_requests(group_id, token_info, limit, cursor=None):
+    user_id = sessions.active(token_info).user.id
+    found, next_page = joins.pending(group_id, user_id, int(cursor) if cursor else None, limit)
+    return {**SUCCEED, "requests": found, "next": next_page}
+
+
+def approve_join_request(group_id, request_id, token_info):
+    user = sessions.active(token_info).user
+    group = joins.approve(group_id, user.id, request_id)
+    return {**SUCCEED, "group": conversations.view(group, user)}
+
+
+def decline_join_request(group_id, request_id, token_info):
+    joins.decline(group_id, sessions.active(token_info).user.id, request_id)
+    return SUCCEED
+
+
+def cancel_join_request(group_id, request_id, token_info):
+    joins.cancel(group_id, sessions.active(token_info).user.id, request_id)
     return SUCCEED
 
 

@@ -38,10 +38,15 @@ class Error(enum.Enum):
 
     GROUP_NOT_FOUND = (3001, 404, "Group not found")
     NOT_A_MEMBER = (3002, 403, "Not a member of this group")
-    OWNER_ONLY = (3003, 403, "Only the owner can remove other members")
+    OWNER_ONLY = (3003, 403, "Only the group's owner can do this")
     ALREADY_A_MEMBER = (3004, 409, "Already a member")
     MEMBER_NOT_FOUND = (3005, 404, "Member not found")
     DIRECT_CHAT = (3006, 409, "A direct chat has no members to add or remove")
+    ADMIN_ONLY = (3007, 403, "Only the group's owner and admins can do this")
+    NOT_AN_ADMIN = (3008, 404, "Not an admin of this group")
+    TOO_MANY_ADMINS = (3009, 409, "A group has at most {limit} admins")
+    JOIN_REQUEST_NOT_FOUND = (3010, 404, "Join request not found")
+    JOIN_REQUEST_PENDING = (3011, 409, "A request to add this user waits for an admin already")
 
     MISSING_PART = (4001, 400, "Missing or error type of [{part}]")
     WRONG_MEDIA_TYPE = (4002, 415, "Invalid type of [{part}]")

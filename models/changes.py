@@ -22,7 +22,7 @@ from pony.orm import IntegrityError, TransactionIntegrityError, delete, flush, r
 
 from im_core.config import current, now
 from im_core.errors import ApiError, Error
-from models import direct, events, frames, groups, locks, media, messages, notices, reads
+from models import direct, events, frames, groups, locks, media, messages, notices, reads, roles
 from models.entities import Group, Hidden, Membership, Mention, Message, User, db
 
 
@@ -47,10 +47,10 @@ def edit(group_id: int, user_id: int, seq: int, text: str) -> Message:
 
 
 def recall(group_id: int, user_id: int, seq: int) -> Message:
-    """The sender (within `recall_window` seconds of sending), or the group's owner at any
-    time, takes a message back: it stays in its place as a tombstone saying who recalled it,
-    its text, mentions and media gone, and the media's bytes released once no message shows
-    them. Raises GROUP_NOT_FOUND, NOT_A_MEMBER, MESSAGE_NOT_FOUND, NOT_YOUR_MESSAGE,
+    """The sender (within `recall_window` seconds of sending), or the group's owner or an
+    admin at any time, takes a message back: it stays in its place as a tombstone saying who
+    recalled it, its text, mentions and media gone, and the media's bytes released once no
+    message shows them. Raises GROUP_NOT_FOUND, NOT_A_MEMBER, MESSAGE_NOT_FOUND, NOT_YOUR_MESSAGE,
     RECALL_TOO_LATE or RECALLED; MEDIA_STORE_UNAVAILABLE when the store cannot delete."""
     group, user, message = _locked(group_id, user_id, seq)
     if not _moderates(group, user):
@@ -155,8 +155,10 @@ def _locked(group_id: int, user_id: int, seq: int) -> tuple[Group, User, Message
 
 
 def _moderates(group: Group, user: User) -> bool:
-    """Whether `user` may recall anyone's message in `group`, at any time: its owner."""
-    return group.kind == "group" and group.owner == user
+    """Whether `user` may recall anyone's message in `group`, at any time: its owner and its
+    admins."""
+    membership = Membership.get(group=group, user=user)
+    return roles.role_of(group, user, membership) in (roles.OWNER, roles.ADMIN)
 
 
 def _changed(message: Message) -> None:

@@ -18,7 +18,7 @@ from pony.orm import count, desc, flush, select
 
 from im_core.config import now
 from im_core.errors import ApiError, Error
-from models import direct, locks, messages, notices, profiles, reads
+from models import direct, locks, messages, notices, profiles, reads, roles
 from models.entities import Group, Hidden, Membership, Message, User
 from models.present import utc_iso
 
@@ -100,12 +100,15 @@ def summaries(conversations: list[Group], viewer: User) -> list[dict]:
                 del last[group_id]
     sizes = dict(select((m.group.id, count(m)) for m in Membership if m.group.id in ids))
     peers = _peers([c for c in conversations if c.kind == direct.DIRECT], viewer)
-    people = profiles.member_views([*peers.values(), *(m.sender for m in last.values())])
+    admins = roles.admin_ids([c.id for c in conversations if c.kind == direct.GROUP])
+    people = profiles.member_views(
+        [*peers.values(), *(m.sender for m in last.values()), *roles.announcers(conversations)]
+    )
     read = reads.states(viewer.id, ids)
     shown = []
     for c in conversations:
         summary = {
-            **_heading(c, peers, people),
+            **_heading(c, peers, people, admins.get(c.id, []), viewer),
             **_read_state(read.get(c.id)),
             "member_count": sizes.get(c.id, 0),
             "created_at": utc_iso(c.created_at),
@@ -120,19 +123,24 @@ def summaries(conversations: list[Group], viewer: User) -> list[dict]:
 
 
 def view(conversation: Group, viewer: User) -> dict:
-    """One conversation with its members, in the order they joined."""
-    members = [
-        m.user
-        for m in conversation.memberships.select()
+    """One conversation with its members, in the order they joined, each with their role."""
+    memberships = list(
+        conversation.memberships.select()
         .order_by(lambda m: (m.joined_at, m.id))
         .prefetch(Membership.user)
-    ]
-    people = profiles.member_views(members)
+    )
+    people = profiles.member_views(
+        [*(m.user for m in memberships), *roles.announcers([conversation])]
+    )
     peers = _peers([conversation], viewer) if conversation.kind == direct.DIRECT else {}
+    admins = [m.user.id for m in memberships if m.role == roles.ADMIN]
     return {
-        **_heading(conversation, peers, people),
+        **_heading(conversation, peers, people, admins, viewer),
         **_read_state(reads.states(viewer.id, [conversation.id]).get(conversation.id)),
-        "members": [people[user.id] for user in members],
+        "members": [
+            {**people[m.user.id], "role": roles.role_of(conversation, m.user, m)}
+            for m in memberships
+        ],
         "created_at": utc_iso(conversation.created_at),
     }
 
@@ -143,15 +151,29 @@ def _read_state(state: tuple[int, int, int] | None) -> dict:
     return {"read_seq": read_seq, "unread_count": unread, "mention_count": mentions}
 
 
-def _heading(conversation: Group, peers: dict[int, User], people: dict[int, dict]) -> dict:
-    """What names a conversation: a group its name and owner; a direct chat the other member
-    as `peer` (its `name` is theirs, as a chat list shows it: it has no name of its own)."""
+def _heading(
+    conversation: Group,
+    peers: dict[int, User],
+    people: dict[int, dict],
+    admins: list[int],
+    viewer: User,
+) -> dict:
+    """What names a conversation and says who runs it: a group its name, owner, admins, the
+    viewer's role, its announcement and join approval (`models.roles.state`); a direct chat
+    the other member as `peer` (its `name` is theirs, as a chat list shows it: it has no name
+    of its own) and no roles."""
     if conversation.kind != direct.DIRECT:
+        state = roles.state(conversation, admins, people)
+        if state["owner_id"] == viewer.id:
+            role = roles.OWNER
+        else:
+            role = roles.ADMIN if viewer.id in admins else roles.MEMBER
         return {
             "id": conversation.id,
             "kind": conversation.kind,
             "name": conversation.name,
-            "owner_id": conversation.owner.id if conversation.owner else None,
+            "role": role,
+            **state,
         }
     other = peers.get(conversation.id)
     shown = people[other.id] if other is not None else dict(messages.DELETED_SENDER)
@@ -159,7 +181,12 @@ def _heading(conversation: Group, peers: dict[int, User], people: dict[int, dict
         "id": conversation.id,
         "kind": conversation.kind,
         "name": shown["name"],
+        "role": roles.MEMBER,
         "owner_id": None,
+        "admin_ids": [],
+        "announcement": None,
+        "join_approval": False,
+        "state_version": conversation.state_version,
         "peer": shown,
     }
 

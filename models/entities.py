@@ -45,6 +45,9 @@ class User(db.Entity):
     mentioned = Set("Mention", cascade_delete=True)
     hidden = Set("Hidden", cascade_delete=True)
     recalls = Set("Message", reverse="recalled_by")
+    announced = Set("Group", reverse="announcement_by")
+    join_requests = Set("JoinRequest", reverse="user", cascade_delete=True)
+    join_requests_made = Set("JoinRequest", reverse="added_by", cascade_delete=True)
     # The number of the user's newest notice (0: none yet), raised by SQL under the
     # account's row lock like a group's last_seq (models.notices).
     last_notice = Required(int, size=64, default=0, volatile=True)
@@ -107,6 +110,16 @@ class Group(db.Entity):
     # raised under the row's lock like last_seq, in the same statement for a new message.
     last_rev = Required(int, size=64, default=0, sql_default="0", volatile=True)
     hidden = Set("Hidden", cascade_delete=True)
+    # Roles (models.roles): with join approval on, a member's add waits for an admin.
+    join_approval = Required(bool, default=False, sql_default="false")
+    announcement = Optional(str, 1000, nullable=True, autostrip=False)
+    announcement_by = Optional(User, reverse="announced")
+    announcement_at = Optional(datetime)
+    # Raised at every change of what the group's view shows besides its messages and members
+    # (name, owner, admins, announcement, approval), under the group's lock: a socket that
+    # resumes with the versions it had gets the state of each group that moved on.
+    state_version = Required(int, size=64, default=0, sql_default="0")
+    join_requests = Set("JoinRequest", cascade_delete=True)
 
 
 class Membership(db.Entity):
@@ -118,6 +131,8 @@ class Membership(db.Entity):
     # How far the member has read (a seq; 0: nothing), only ever raised, by SQL
     # (models.reads): unread counts are derived from it, never kept per message.
     read_seq = Required(int, size=64, default=0, volatile=True)
+    # "member" or "admin"; the owner is the group's `owner` (one per group).
+    role = Required(str, 8, default="member", sql_default="'member'")
 
 
 class Media(db.Entity):
@@ -237,3 +252,14 @@ class Hidden(db.Entity):
     group = Required(Group)
     seq = Required(int, size=64)
     composite_key(user, group, seq)
+
+
+class JoinRequest(db.Entity):
+    """A member's add of `user` to a group with join approval on, waiting for an admin."""
+
+    id = PrimaryKey(int, auto=True, size=64)
+    group = Required(Group)
+    user = Required(User, reverse="join_requests")
+    added_by = Required(User, reverse="join_requests_made")
+    created_at = Required(datetime)
+    composite_key(group, user)

@@ -46,6 +46,7 @@ KINDS = frozenset(
         "notice",  # models.notices: user_id, its number as seq, group_id if it adds one
         "read",  # models.reads: group_id, user_id, the position as seq, counts, shared
         "message.updated",  # models.changes: group_id, seq, rev, message_id
+        "group.updated",  # models.roles: group_id, the state version as seq
     }
 )
 REASONS = frozenset({"logout", "password_changed", "account_cancelled"})
@@ -63,7 +64,9 @@ class Event:
     reason: str | None = None
     counts: tuple[int, ...] = ()  # read: the member's unread and mention counts
     shared: bool = False  # read: the other members see it too (receipts)
-    frame: str | None = None  # message.created, notice: the frame; never in a notification
+    # message.created, message.updated, group.updated, notice: the frame, on SQLite; never in
+    # a notification
+    frame: str | None = None
 
 
 # The fields a notification carries (all but the frame), in order, the kind first.

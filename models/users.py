@@ -17,7 +17,7 @@ from pony.orm import (
 
 from im_core.config import current, now
 from im_core.errors import ApiError, Error, too_many_attempts
-from models import contacts, groups, locks, media, profiles, sessions
+from models import contacts, groups, joins, locks, media, profiles, sessions
 from models.entities import EmailCode, Group, LoginFailure, Membership, User
 from models.passwords import check_password, dummy_hash, hash_password
 
@@ -145,15 +145,18 @@ def cancel(token_info: dict, password: str) -> None:
     except ApiError as error:
         raise _session_ended_if_account_gone(error) from None
     user = sessions.locked(token_info).user
-    # Every group it is in or owns, each locked (in id order) before it is read.
+    # Every group it is in or owns, each locked (in id order) before it is read; and those
+    # whose announcement it signed, which its deletion changes (signed by a deleted user).
     group_ids = set(select(m.group.id for m in Membership if m.user == user))
     group_ids |= set(select(g.id for g in Group if g.owner == user))
+    group_ids |= set(select(g.id for g in Group if g.announcement_by == user))
     for group_id in sorted(group_ids):
         locks.group(group_id)
     for group_id in sorted(group_ids):
         group = Group.get(id=group_id)
         if group is not None:  # not deleted by a last member leaving before our lock
             groups.leave(group, user)
+    joins.forget_account(user)
     contacts.forget_account(user)
     if user.email:
         delete(c for c in EmailCode if c.email == user.email)

@@ -312,10 +312,16 @@ def test_membership_changes_emit_member_added_and_removed_then_group_deleted(cli
     members = f"/api/groups/{group_id}/members"
     assert client.delete(f"{members}/{carol_id}", headers=alice).status_code == 200  # removed
     assert client.delete(f"{members}/{alice_id}", headers=alice).status_code == 200  # leaves
-    assert heard.events() == [
-        Event("member.removed", group_id=group_id, user_id=carol_id),
-        Event("member.removed", group_id=group_id, user_id=alice_id),
-    ]
+    removed, left, owner_changed = heard.events()
+    assert removed == Event("member.removed", group_id=group_id, user_id=carol_id)
+    assert left == Event("member.removed", group_id=group_id, user_id=alice_id)
+    # The owner's leaving passes the group on: a change of its state (models.roles).
+    assert (owner_changed.kind, owner_changed.group_id, owner_changed.seq) == (
+        "group.updated",
+        group_id,
+        1,
+    )
+    assert json.loads(owner_changed.frame)["group"]["owner_id"] == bob_id
     assert client.delete(f"{members}/{bob_id}", headers=bob).status_code == 200  # the last
     # The last member's leaving deletes the group: that is the one event (its sockets are
     # told the group is gone, not that its last member left a group that no longer exists).
@@ -373,7 +379,10 @@ def test_cancelling_an_account_leaves_its_groups_and_ends_its_sessions(client, a
     )
     assert done.status_code == 200, done.text
     assert bob  # bob stays in the shared group, now its owner
-    assert heard.events() == [
+    events = heard.events()
+    owner_changed = events.pop(1)
+    assert (owner_changed.kind, owner_changed.group_id) == ("group.updated", shared)
+    assert events == [
         Event("member.removed", group_id=shared, user_id=alice_id),
         Event("group.deleted", group_id=alone),
         Event(

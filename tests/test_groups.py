@@ -59,12 +59,17 @@ def test_create_makes_the_creator_owner_and_first_member(client, alice, clock):
             "id": response.json()["group"]["id"],
             "kind": "group",
             "name": "Weekend hiking",
+            "role": "owner",
             "owner_id": me,
+            "admin_ids": [],
+            "announcement": None,
+            "join_approval": False,
+            "state_version": 0,
             "read_seq": 0,
             "unread_count": 0,
             "mention_count": 0,
             "created_at": "2026-11-20T08:00:00Z",
-            "members": [{"id": me, "name": "alice", "avatar_url": None}],
+            "members": [{"id": me, "name": "alice", "avatar_url": None, "role": "owner"}],
         },
     }
 

@@ -163,6 +163,18 @@ def test_a_database_at_schema_0004_upgrades_with_every_row_kept(at_0004, tmp_pat
         == []
     )
     assert database.execute(f'SELECT "id" FROM "{group}" WHERE "last_rev" <> "last_seq"') == []
+    # 0008: today's owners stay owners (their rows are kept above), nobody is an admin, no
+    # group has an announcement or join approval, and no request waits.
+    assert {r for (r,) in database.execute(f'SELECT "role" FROM "{membership}"')} == {"member"}
+    assert (
+        database.execute(
+            f'SELECT "id" FROM "{group}" WHERE "join_approval" OR "announcement" IS NOT NULL '
+            'OR "announcement_by" IS NOT NULL OR "announcement_at" IS NOT NULL '
+            'OR "state_version" <> 0'
+        )
+        == []
+    )
+    assert database.execute(f'SELECT COUNT(*) FROM "{database.table("JoinRequest")}"') == [(0,)]
 
     with httpx.Client(base_url=server.url, timeout=30) as http:
         _every_token_works(http, expected, fixture.folder / "media")
@@ -216,6 +228,12 @@ def _conversations_by_activity(http: httpx.Client, expected: dict) -> None:
         assert all(g["kind"] == "group" and g["unread_count"] == 0 for g in shown)
         times = [g["last_activity_at"] for g in shown]
         assert times == sorted(times, reverse=True)
+        for summary in shown:  # 0008: roles, as the owner alone had one before
+            assert summary["admin_ids"] == [] and summary["announcement"] is None
+            owned = summary["owner_id"] == next(
+                u["id"] for u in expected["users"] if u["name"] == name
+            )
+            assert summary["role"] == ("owner" if owned else "member")
         for summary in shown:
             sent = [t for t in expected["texts"] if t["group_id"] == summary["id"]]
             if sent:  # the texts were the last messages of their groups

@@ -21,8 +21,11 @@ logger = logging.getLogger(__name__)
 # (NOTICES, number, text), deduplicated by number as a group's messages are by seq. Changed
 # messages: entries (CHANGES, 0, text), sent to a socket that follows changes; a state a
 # replay sent already may come again (a client keeps the highest rev of each message).
+# Changed groups: entries (STATES, 0, text), sent to a socket that follows group states
+# (likewise: a client keeps the highest state_version of each group).
 NOTICES = 0
 CHANGES = -1
+STATES = -2
 
 
 class Connection:
@@ -51,6 +54,7 @@ class Connection:
         # contract before them gets none, nor the fields of `ready` about them.
         self.wants_notices = False
         self.wants_changes = False  # likewise: `revs` in its sync, for message.updated
+        self.wants_states = False  # and `states`, for group.updated
         self.sync_requests: deque[Sync] = deque()
         self.closing: tuple[int, str | None] | None = None
         self.closed = asyncio.Event()  # the close frame went out (or the client went)
@@ -105,6 +109,9 @@ class Connection:
             frame, hidden = text  # the new state; the users who deleted the message
             if self.user_id not in hidden:
                 self._push(CHANGES, 0, frame)
+        elif kind == "group.updated" and event.group_id in self.groups:
+            if text is not None:
+                self._push(STATES, 0, text)
         elif kind == "read" and event.group_id in self.groups:
             own, receipt = text  # the user's own position, with their counts; a receipt
             if event.user_id == self.user_id:
@@ -196,6 +203,9 @@ class Connection:
                 if group_id == CHANGES:
                     if not self.wants_changes:
                         continue
+                elif group_id == STATES:
+                    if not self.wants_states:
+                        continue
                 elif group_id is not None:
                     if seq <= self.sent.get(group_id, 0):
                         continue  # replayed already
@@ -207,11 +217,13 @@ class Connection:
 
     async def _replay(self, request: Sync) -> None:
         """The user's notices after the client's (if it asked for them), then every message
-        after the client's positions, group by group in seq order, then `ready`; live frames
-        wait in the queue meanwhile and go after, less those sent."""
+        after the client's positions, group by group in seq order, the messages changed after
+        its revs and the groups whose state moved on after its versions (if it gave them),
+        then `ready`; live frames wait in the queue meanwhile and go after, less those sent."""
         self.synced = False
         self.wants_notices = request.notices is not None
         self.wants_changes = request.revs is not None
+        self.wants_states = request.states is not None
         if self.wants_notices and not await self._replay_notices(request.notices):
             return
         since = request.since
@@ -234,18 +246,25 @@ class Connection:
                     break
         if self.wants_changes and not await self._replay_changes(request):
             return
+        if self.wants_states:
+            for text in await self.store.run(store.changed_states, self.user_id, request.states):
+                if self.closing is not None:
+                    return
+                await self._send(text)
         if self.closing is not None:
             return
         last, read = await self.store.run(store.ready_state, self.user_id)
         ready = {
             "type": "ready",
-            "groups": {str(g): seq for g, (seq, _) in last.items()},
-            "revs": {str(g): rev for g, (_, rev) in last.items()},
+            "groups": {str(g): seq for g, (seq, _, _) in last.items()},
+            "revs": {str(g): rev for g, (_, rev, _) in last.items()},
             "reads": {
                 str(g): {"read_seq": seq, "unread_count": unread, "mention_count": mentions}
                 for g, (seq, unread, mentions) in read.items()
             },
         }
+        if self.wants_states:
+            ready["states"] = {str(g): version for g, (_, _, version) in last.items()}
         if self.wants_notices:
             newest, oldest = await self.store.run(store.notice_position, self.user_id)
             ready["notices"] = newest

@@ -163,9 +163,18 @@ class Hub:
             for e in batch
             if e.kind == "message.updated" and self._heard(e.group_id)
         }
+        # Changed groups (PostgreSQL: a notification carries no frame): their state now, once
+        # per group however many changes the batch has.
+        states = {
+            e.group_id
+            for e in batch
+            if e.kind == "group.updated" and e.frame is None and self._heard(e.group_id)
+        }
         found = store.Batch()
-        if spans or members or wanted or changed:
-            found = await self.store.run(store.batch_frames, spans, members, wanted, changed)
+        if spans or members or wanted or changed or states:
+            found = await self.store.run(
+                store.batch_frames, spans, members, wanted, changed, states
+            )
         touched = set()
         for event in batch:
             kind = event.kind
@@ -189,6 +198,9 @@ class Hub:
                     {"type": "member.removed", "group_id": event.group_id, "user_id": event.user_id}
                 )
                 self._send(self._group_and_user(event), event, text)
+            elif kind == "group.updated":
+                text = event.frame or found.states.get(event.group_id)
+                self._send(list(self.by_group.get(event.group_id, ())), event, text)
             elif kind == "group.deleted":
                 text = dumps({"type": "group.deleted", "group_id": event.group_id})
                 self._send(list(self.by_group.get(event.group_id, ())), event, text)

@@ -40,7 +40,7 @@ REASONS = {
 # The fields of each client frame (asyncapi.yaml: additionalProperties false).
 FIELDS = {
     "auth": frozenset({"type", "token"}),
-    "sync": frozenset({"type", "since", "notices", "revs"}),
+    "sync": frozenset({"type", "since", "notices", "revs", "states"}),
     "ping": frozenset({"type"}),
 }
 GROUP_KEY = re.compile(r"[1-9][0-9]{0,15}")
@@ -73,6 +73,9 @@ class Sync:
     # Group id -> the last rev (change) the client has; None: the client does not follow
     # changes (a client of the contract before them), and gets no message.updated frame.
     revs: dict[int, int] | None = None
+    # Group id -> the state version the client has of it; None: the client does not follow
+    # group states (a client of the contract before roles), and gets no group.updated frame.
+    states: dict[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,12 +117,13 @@ def parse(text: str | None) -> Frame:
         if "notices" in data and not _is_position(notices):
             raise malformed(f"'notices' must be an integer from 0 to {MAX_SEQ}")
         revs = _positions("revs", data["revs"]) if "revs" in data else None
-        return Sync(_positions("since", data.get("since")), notices, revs)
+        states = _positions("states", data["states"]) if "states" in data else None
+        return Sync(_positions("since", data.get("since")), notices, revs, states)
     return Ping()
 
 
 def _positions(field: str, given) -> dict[int, int]:
-    """`since` or `revs`: group ids (as JSON keys) to seq or rev numbers."""
+    """`since`, `revs` or `states`: group ids (as JSON keys) to seq, rev or version numbers."""
     if not isinstance(given, dict):
         raise malformed(f"'{field}' must be an object of group ids to numbers")
     positions = {}

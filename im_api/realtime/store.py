@@ -17,7 +17,7 @@ from pony.orm import db_session, exists, select
 
 from im_core import security
 from im_core.config import now
-from models import frames, messages, notices, profiles, reads
+from models import frames, messages, notices, profiles, reads, roles
 from models.entities import Group, Hidden, Membership, Message, Session, User
 
 # Messages rendered per query while replaying: a page of frames held at once per socket.
@@ -69,16 +69,35 @@ def positions(user_id: int) -> dict[int, int]:
         )
 
 
-def ready_state(user_id: int) -> tuple[dict[int, tuple[int, int]], dict]:
+def ready_state(user_id: int) -> tuple[dict[int, tuple[int, int, int]], dict]:
     """What `ready` says of every conversation of the user, read in one session: its last
-    seq and last rev, and the user's read position, unread and mention counts in it."""
+    seq, last rev and state version, and the user's read position, unread and mention counts
+    in it."""
     with db_session:
         last = select(
-            (m.group.id, m.group.last_seq, m.group.last_rev)
+            (m.group.id, m.group.last_seq, m.group.last_rev, m.group.state_version)
             for m in Membership
             if m.user.id == user_id
         )
-        return {g: (seq, rev) for g, seq, rev in last}, reads.states(user_id)
+        return {g: (seq, rev, version) for g, seq, rev, version in last}, reads.states(user_id)
+
+
+def changed_states(user_id: int, versions: dict[int, int]) -> list[str]:
+    """The `group.updated` frames of the user's groups among `versions` (group id to the
+    state version the client has) whose state moved on since."""
+    with db_session:
+        ids = list(versions)
+        found = select(
+            m.group for m in Membership if m.user.id == user_id and m.group.id in ids
+        ).order_by(lambda g: g.id)
+        return [roles.state_frame(g) for g in found if g.state_version > versions[g.id]]
+
+
+def state_frames(group_ids: set[int]) -> dict[int, str]:
+    """The `group.updated` frame of each group as it is now (those still there)."""
+    with db_session:
+        ids = list(group_ids)
+        return {g.id: roles.state_frame(g) for g in select(g for g in Group if g.id in ids)}
 
 
 def notice_position(user_id: int) -> tuple[int, int]:
@@ -147,6 +166,7 @@ class Batch:
     # (group, seq) of a changed message: its `message.updated` frame (None: it is gone),
     # and the users who deleted it for themselves (their sockets do not get it).
     updates: dict[tuple[int, int], tuple[str | None, frozenset[int]]] = field(default_factory=dict)
+    states: dict[int, str] = field(default_factory=dict)  # group id: its group.updated frame
 
 
 def batch_frames(
@@ -154,17 +174,20 @@ def batch_frames(
     members: set[tuple[int, int]],
     notice_keys: set[tuple[int, int]] = frozenset(),
     changed: dict[tuple[int, int], str | None] | None = None,
+    groups_changed: set[int] = frozenset(),
 ) -> Batch:
     """What a batch of events needs from the database, in one session: the message frames
     of `spans` (see `message_frames`), the `member.added` frame of each (group, user), the
-    frame of each notice named by (user, number), and for each changed message (group, seq:
-    the frame its event brought, or None) its frame as it is now and who deleted it."""
+    frame of each notice named by (user, number), for each changed message (group, seq:
+    the frame its event brought, or None) its frame as it is now and who deleted it, and the
+    `group.updated` frame of each group in `groups_changed`."""
     with db_session:
         return Batch(
             message_frames(spans),
             {key: member_frame(*key) for key in members},
             notices.frames_of(set(notice_keys)) if notice_keys else {},
             _updates(changed) if changed else {},
+            state_frames(set(groups_changed)) if groups_changed else {},
         )
 
 

@@ -92,6 +92,7 @@ def test_typed_walkthrough_registers_logs_in_posts_receives_on_the_socket_and_lo
         ("direct message", 201),
         ("unread badge", 200),
         ("edit and recall", 200),
+        ("admin announcement", 200),
         ("logout", 200),
         ("session.ended", 4410),
         ("me after logout", 401),
@@ -136,3 +137,9 @@ def test_typed_walkthrough_registers_logs_in_posts_receives_on_the_socket_and_lo
     assert (changed["edited"], changed["text_after"]) == ("hello, Bob!", None)
     assert changed["recalled_by"] == registered["user"]
     assert changed["recalled_rev"] == changed["edited_rev"] + 1
+    # Alice makes bob an admin; he sets the announcement; carol's socket sees both live.
+    roles = by_step["admin announcement"]
+    assert roles["admins"] == roles["heard_admins"] and len(roles["admins"]) == 1
+    assert roles["announcement"] == roles["heard_announcement"] == "Walk-through notice: be nice."
+    assert roles["set_by"].startswith("tb_")
+    assert roles["heard_version"] == 2

@@ -23,6 +23,12 @@ type ErrorBody = components["schemas"]["ApiError"];
 type Message = components["schemas"]["Message"];
 type Conversation = components["schemas"]["GroupSummary"];
 type ContactRequest = components["schemas"]["ContactRequest"];
+type Announcement = components["schemas"]["Announcement"];
+/** The `group` of a `group.updated` frame: the state fields of a group's view. */
+type GroupState = Pick<
+  components["schemas"]["GroupDetail"],
+  "id" | "name" | "owner_id" | "admin_ids" | "announcement" | "join_approval" | "state_version"
+>;
 
 /** The server's frames this walk-through reads (openapi/asyncapi.yaml has them all). */
 type ReadState = Omit<components["schemas"]["ReadState"], "group_id">;
@@ -31,6 +37,7 @@ type ServerFrame =
   | { type: "read"; group_id: number; user_id: number; seq: number; unread_count?: number }
   | { type: "message.created"; message: Message }
   | { type: "message.updated"; message: Message }
+  | { type: "group.updated"; group: GroupState }
   | { type: "contact.requested"; notice: number; request: ContactRequest }
   | { type: "conversation.created"; notice: number; group: Conversation }
   | { type: "session.ended"; reason: string }
@@ -309,6 +316,52 @@ async function main(): Promise<void> {
     text_after: "message" in seenRecall ? seenRecall.message.text : "?",
   });
 
+  // Roles: alice adds bob and carol to her group and makes bob an admin; bob sets the
+  // group's announcement. Carol's socket follows group states (`states` in her sync) and
+  // sees both changes live, each with the group's state then.
+  const carolAuth: { token?: string } = {};
+  const carolClient = clientWith(carolAuth);
+  const carolName = `tc_${Date.now().toString(36)}`.slice(0, 16);
+  const carol = expectOk(
+    "register carol",
+    await carolClient.POST("/user/register", { body: { name: carolName, password } }),
+  );
+  carolAuth.token = carol.token;
+  for (const member of [bobName, carolName]) {
+    expectOk(
+      "add member",
+      await client.POST("/groups/{group_id}/members", {
+        params: { path: { group_id: groupId } },
+        body: { name: member },
+      }),
+    );
+  }
+  const carolChannel = await LiveChannel.open(socketUrl(carol.ws_url).href, carol.token);
+  carolChannel.send({ type: "sync", since: {}, states: {} });
+  await carolChannel.nextOf("ready");
+  const appointed = await client.PUT("/groups/{group_id}/admins/{user_id}", {
+    params: { path: { group_id: groupId, user_id: bob.user.id } },
+  });
+  const asAdmin = expectOk("appoint admin", appointed).group;
+  const seenAdmin = await carolChannel.nextOf("group.updated");
+  const text = "Walk-through notice: be nice.";
+  const announced = await bobClient.PUT("/groups/{group_id}/announcement", {
+    params: { path: { group_id: groupId } },
+    body: { text },
+  });
+  const announcement: Announcement = expectOk("announcement", announced).group.announcement;
+  const seenAnnouncement = await carolChannel.nextOf("group.updated");
+  const stateOf = (frame: ServerFrame): GroupState | null => ("group" in frame ? (frame.group as GroupState) : null);
+  step("admin announcement", announced.response.status, {
+    admins: asAdmin.admin_ids,
+    heard_admins: stateOf(seenAdmin)?.admin_ids,
+    announcement: announcement?.text,
+    set_by: announcement?.set_by.name,
+    heard_announcement: stateOf(seenAnnouncement)?.announcement?.text,
+    heard_version: stateOf(seenAnnouncement)?.state_version,
+  });
+
+  carolChannel.close();
   secondDevice.close();
   bobChannel.close();
 
