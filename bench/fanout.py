@@ -4,9 +4,11 @@
     python -m bench.fanout                             # 2000 sockets, groups of 2 to 500
     python -m bench --fanout --sockets 3000            # the same through `python -m bench`
 
-It starts `im-api serve` (one worker) and `bench.fanout_baseline` (a bare Starlette app
+It starts `im-api serve` (one worker), `bench.fanout_baseline` (a bare Starlette app
 that fans a posted message out to the same sockets with the same JSON shape, doing the same
-database work through the API's own handler), seeds N users each in one group of every size
+database work through the API's own handler) and `bench.bare_websockets` (the `websockets`
+package's server and a hand-written HTTP reader, no framework, no database: the lowest cost
+a Python server delivers a frame at), seeds N users each in one group of every size
 asked for (the "groups" of 2 are direct chats of two contacts: a direct message from post to
 the other user's socket), and has a load process (`bench.fanout_load`) open one synced
 socket per user on each server. Memory per idle socket is each server's RSS growth while its
@@ -14,9 +16,9 @@ N sockets opened, divided by N. Then, per group size, messages are posted over R
 fixed rate to the groups of that size, in rounds alternating baseline and im-api; it reports
 per server the frames delivered per second, p50 and p99 from the post's scheduled time to
 the frame's arrival, frames lost, the server's CPU per frame, and how many times the server
-serialized a `message.created` frame per message (`bench.counted` counts them in both
-servers), then im-api's delivered frames/s as a ratio of the baseline's and the design's
-targets.
+serialized a `message.created` frame per message (`bench.counted` counts them in every
+server), then im-api's delivered frames/s as a ratio of the baseline's, its p50 against the
+bare websockets server's, and the design's targets.
 See bench/README.md, "Fan-out".
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import os
 import resource
@@ -40,12 +43,16 @@ from pathlib import Path
 from bench import fixtures
 from bench.report import percentile
 from bench.run import LoadProcess
-from bench.servers import Server, cpu_seconds, memory_kib
+from bench.servers import Server, cpu_seconds, free_port, memory_kib
 from im_core.config import Settings
 
 KB = 1024
 TARGET_RATIO = 0.7
 TARGET_SOCKET_KB = 64
+# Issue 21: at 50 posts/s, im-api's p50 post-to-socket at most this times the bare
+# websockets server's.
+TARGET_BARE_P50 = 3.0
+TARGET_BARE_RATE = 50.0
 
 
 @dataclass
@@ -135,7 +142,31 @@ class Users:
     groups: dict[int, list[tuple[int, int]]]  # size: [(group id, index of its first member)]
 
 
+# The servers with a database, seeded through the models; then the bare websockets server,
+# whose users and groups are made up (it has no database) and handed to it in a file.
 SERVERS = {"baseline": "bench.fanout_baseline", "im-api": "im_api.cli"}
+BARE = "websockets"
+
+
+def made_up(count: int, sizes: tuple[int, ...]) -> Users:
+    """The bare websockets server's users and groups: the same layout as a seeded server's,
+    with ids of its own (it checks no token)."""
+    ids = list(range(1, count + 1))
+    made: dict[int, list[tuple[int, int]]] = {}
+    group_ids = itertools.count(1)
+    for size in sizes:
+        made[size] = [(next(group_ids), first) for first in range(0, count - size + 1, size)]
+    return Users(ids, ["bare"] * count, made)
+
+
+def memberships(users: Users, sizes: tuple[int, ...]) -> dict[str, list[int]]:
+    """`{"user id": [group ids]}` of made-up users, for the bare server's `--groups` file."""
+    groups: dict[str, list[int]] = {str(user): [] for user in users.ids}
+    for size in sizes:
+        for group_id, first in users.groups[size]:
+            for user in users.ids[first : first + size]:
+                groups[str(user)].append(group_id)
+    return groups
 
 
 def seed(settings: Settings, run_id: str, count: int, sizes: tuple[int, ...]) -> dict:
@@ -262,6 +293,7 @@ class Scenario:
     rate: float
     baseline: Side = field(default_factory=Side)
     api: Side = field(default_factory=Side)
+    bare: Side = field(default_factory=Side)  # the bare websockets server
 
     @property
     def ratio(self) -> float:
@@ -269,8 +301,17 @@ class Scenario:
         rounds just before and after it (house style: a busy moment weighs on both)."""
         return statistics.median(self.round_ratios()) if self.round_ratios() else float("nan")
 
-    def round_ratios(self) -> list[float]:
-        base, api = self.baseline.round_fps(), self.api.round_fps()
+    def sides(self) -> list[tuple[str, Side]]:
+        return [("baseline", self.baseline), ("im-api", self.api), (BARE, self.bare)]
+
+    @property
+    def p50_over_bare(self) -> float:
+        """im-api's p50 post-to-socket over the bare websockets server's."""
+        bare = percentile(self.bare.latencies, 0.5)
+        return percentile(self.api.latencies, 0.5) / bare if bare else float("nan")
+
+    def round_ratios(self, side: Side | None = None) -> list[float]:
+        base, api = self.baseline.round_fps(), (side or self.api).round_fps()
         ratios = []
         for index, value in enumerate(api):
             around = base[index : index + 2]  # baseline rounds i (before) and i+1 (after)
@@ -334,10 +375,16 @@ class FanoutBench:
         if self.postgres:
             fixtures.wipe_postgres(self.args.database_url)
         users = seed(settings, self.run_id, self.mode.sockets, self.sizes)
-        for name, module in SERVERS.items():
+        users[BARE] = made_up(self.mode.sockets, self.sizes)
+        groups_file = self.folder / "bare-groups.json"
+        groups_file.write_text(json.dumps(memberships(users[BARE], self.sizes)))
+        for name, module in {**SERVERS, BARE: "bench.bare_websockets"}.items():
             server_env = {**env, "BENCH_COUNTER_FILE": str(self.counter_file(name))}
             server = Server(name, module, 1, server_env, self.folder / f"{name}.log")
             server.command.insert(2, "bench.counted")  # python -m bench.counted MODULE ...
+            if name == BARE:
+                server.ws_port = free_port()
+                server.command += ["--ws-port", str(server.ws_port), "--groups", str(groups_file)]
             self.servers[name] = server
             server.start()
         for server in self.servers.values():
@@ -360,7 +407,7 @@ class FanoutBench:
             for name in self.servers:
                 self.round(name, posts[name], rate, self.mode.warmup, None)
             for _ in range(self.mode.rounds):
-                for name, side in (("baseline", scenario.baseline), ("im-api", scenario.api)):
+                for name, side in scenario.sides():
                     self.round(name, posts[name], rate, self.mode.duration, side)
             # One more baseline round: every im-api round has a baseline round on each side.
             self.round("baseline", posts["baseline"], rate, self.mode.duration, scenario.baseline)
@@ -383,11 +430,12 @@ class FanoutBench:
         load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
         return (
             f"bench fanout {'quick' if self.args.quick else 'full'}: {database}, 1 worker per "
-            f"server, {self.mode.sockets} sockets per server (one per user, each user in one "
+            f"server (baseline: bare Starlette; {BARE}: the bare websockets server, no "
+            f"database), {self.mode.sockets} sockets per server (one per user, each user in one "
             f"group of each size {', '.join(map(str, self.sizes))}), {self.args.frames:g} "
             f"frames/s offered per size (at most {self.args.max_rate:g} messages/s, "
-            f"{self.args.edits:.0%} of them edits), rounds "
-            f"alternate baseline and im-api: {self.mode.rounds} x {self.mode.duration:g} s; "
+            f"{self.args.edits:.0%} of them edits), rounds alternate baseline, im-api and "
+            f"{BARE}: {self.mode.rounds} x {self.mode.duration:g} s; "
             f"permessage-deflate {'offered' if self.args.deflate else 'not offered'}; "
             f"{len(os.sched_getaffinity(0))} cores, load average {load}, file limit {limit}"
         )
@@ -397,7 +445,7 @@ class FanoutBench:
 
         Ten sockets and one message first, so that what any first socket allocates (code
         paths, caches, the hub's structures) is in the figure before, not spread over N."""
-        port = server.port
+        port = server.ws_port
         warm = self.load.run(
             {"command": "open", "server": name, "port": port, "users": pairs[:10],
              "compress": self.args.deflate}, limit=120,
@@ -457,27 +505,31 @@ class FanoutBench:
     def progress(scenario: Scenario) -> str:
         return (
             f"baseline {scenario.baseline.frames_per_second:.0f} frames/s, im-api "
-            f"{scenario.api.frames_per_second:.0f} frames/s, ratio {scenario.ratio:.2f}"
+            f"{scenario.api.frames_per_second:.0f} frames/s, ratio {scenario.ratio:.2f}; {BARE} "
+            f"{scenario.bare.frames_per_second:.0f} frames/s"
         )
 
     def table(self, scenarios: list[Scenario]) -> str:
         head = (
-            f"{'group size':<14}{'server':<10}{'msg/s':>7}{'frames/s':>10}{'p50 ms':>9}"
+            f"{'group size':<14}{'server':<11}{'msg/s':>7}{'frames/s':>10}{'p50 ms':>9}"
             f"{'p99 ms':>9}{'lost':>7}{'cpu us/frame':>13}{'ser/msg':>8}  ratio (rounds)"
         )
         lines = [head, "-" * len(head)]
         for scenario in scenarios:
-            for name, side in (("baseline", scenario.baseline), ("im-api", scenario.api)):
+            for name, side in scenario.sides():
+                if not side.rounds:
+                    continue
                 latencies = side.latencies
                 lost = side.total("expected") - side.total("received")
                 ratio = ""
-                if name == "im-api" and scenario.round_ratios():
-                    low, high = min(scenario.round_ratios()), max(scenario.round_ratios())
-                    ratio = f"{scenario.ratio:.2f} ({low:.2f}-{high:.2f})"
+                ratios = scenario.round_ratios(side) if name != "baseline" else []
+                if ratios:
+                    low, high = min(ratios), max(ratios)
+                    ratio = f"{statistics.median(ratios):.2f} ({low:.2f}-{high:.2f})"
                 size = "direct" if scenario.size == 2 else scenario.size
                 first = f"{size} x {scenario.groups}" if name == "baseline" else ""
                 row = (
-                    f"{first:<14}{name:<10}{side.messages / side.elapsed:>7.1f}"
+                    f"{first:<14}{name:<11}{side.messages / side.elapsed:>7.1f}"
                     f"{side.frames_per_second:>10,.0f}"
                     f"{percentile(latencies, 0.5) * 1000:>9.1f}"
                     f"{percentile(latencies, 0.99) * 1000:>9.1f}{lost:>7}"
@@ -490,13 +542,13 @@ class FanoutBench:
                 errors = side.errors()
                 if errors or side.total("sockets_closed"):
                     lines.append(
-                        f"{'':<14}{'':<10}post errors {errors}, sockets closed "
+                        f"{'':<14}{'':<11}post errors {errors}, sockets closed "
                         f"{side.total('sockets_closed')}"
                     )
         return "\n".join(lines)
 
     def targets(self, scenarios: list[Scenario]) -> str:
-        lines = ["Targets (issue 14: the fan-out)"]
+        lines = ["Targets (issue 14: the fan-out; issue 21: against the bare websockets server)"]
         for scenario in scenarios:
             ratio = scenario.ratio
             verdict = "MET" if ratio >= TARGET_RATIO else "NOT MET"
@@ -506,14 +558,17 @@ class FanoutBench:
                 f"baseline: {ratio:.2f}  {verdict} (offered {scenario.rate * scenario.size:,.0f}"
                 f"/s; server CPU per frame, baseline's over im-api's: {cost:.2f})"
             )
+        lines += self.bare_targets(scenarios)
         api, base = self.memory.get("im-api"), self.memory.get("baseline")
         if api:
             per = api["bytes_per_socket"] / KB
             grown = (api["rss_after_kib"] - api["rss_before_kib"]) / 1024
+            bare = self.memory.get(BARE)
+            bare = f"; {BARE} {bare['bytes_per_socket'] / KB:.1f} KB" if bare else ""
             lines.append(
                 f"  server memory per idle socket <= {TARGET_SOCKET_KB} KB: {per:.1f} KB "
                 f"({api['sockets']} sockets, RSS +{grown:.1f} MiB; "
-                f"baseline {base['bytes_per_socket'] / KB:.1f} KB)  "
+                f"baseline {base['bytes_per_socket'] / KB:.1f} KB{bare})  "
                 f"{'MET' if per <= TARGET_SOCKET_KB else 'NOT MET'}"
             )
         counts = [s.api.serialized_per_message for s in scenarios if s.api.messages]
@@ -528,6 +583,29 @@ class FanoutBench:
                 f"{'MET' if total == messages else 'NOT MET'}"
             )
         return "\n".join(lines)
+
+    @staticmethod
+    def bare_targets(scenarios: list[Scenario]) -> list[str]:
+        """im-api's p50 post-to-socket against the bare websockets server's, per size; issue
+        21 sets the target at 50 posts/s (`--max-rate 50`), so only a size posted at that
+        rate gets a verdict."""
+        lines = []
+        for scenario in scenarios:
+            if not (scenario.bare.rounds and scenario.api.rounds):
+                continue
+            times = scenario.p50_over_bare
+            api = percentile(scenario.api.latencies, 0.5) * 1000
+            bare = percentile(scenario.bare.latencies, 0.5) * 1000
+            if abs(scenario.rate - TARGET_BARE_RATE) < 1e-6:
+                verdict = "MET" if times <= TARGET_BARE_P50 else "NOT MET"
+            else:
+                verdict = f"(the target is at {TARGET_BARE_RATE:g} posts/s: --max-rate 50)"
+            lines.append(
+                f"  {label(scenario.size)} at {scenario.rate:g} posts/s: im-api p50 <= "
+                f"{TARGET_BARE_P50:g}x the bare {BARE} server's: {api:.1f} / {bare:.1f} ms = "
+                f"{times:.2f}x  {verdict}"
+            )
+        return lines
 
     def summary(self, scenarios: list[Scenario]) -> dict:
         return {
@@ -545,6 +623,9 @@ class FanoutBench:
                     "round_ratios": s.round_ratios(),
                     "baseline": s.baseline.summary(),
                     "im-api": s.api.summary(),
+                    BARE: s.bare.summary(),
+                    "bare_round_ratios": s.round_ratios(s.bare),
+                    "p50_over_bare": s.p50_over_bare,
                 }
                 for s in scenarios
             ],

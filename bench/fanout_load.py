@@ -5,7 +5,9 @@ it; not meant to be started by hand):
 
 - `{"command": "open", "server": NAME, "port": P, "users": [[user_id, token], ...]}`:
   opens one socket per user at /api/ws/user/{id}/ (the token on the upgrade), sends
-  `{"type": "sync", "since": {}}` and waits for `ready`; keeps them open.
+  `{"type": "sync", "since": {}, "revs": {}}` (or the task's `sync` text: an older
+  revision of the API refuses a field it does not know) and waits for `ready`; keeps them
+  open.
 - `{"command": "round", "server": NAME, "port": P, "rate": R, "duration": D, "drain": S,
   "edits": F, "posts": [[group_id, token, recipients], ...]}`: posts text messages over
   REST at a fixed rate R (open loop: the k-th at start + k/R, whatever the answers), cycling
@@ -16,6 +18,13 @@ it; not meant to be started by hand):
   frame's text with a regular expression (no JSON parsing per frame), so the latency is the
   frame's arrival minus the post's scheduled time (queuing in the client or the server
   counts: no coordinated omission).
+- `{"command": "closed", "server": NAME, "port": P, "duration": D, "drain": S,
+  "clients": [["post", token, group_id, recipients] or ["rename", token, name stem], ...]}`:
+  closed loop (`bench.posts`): one keep-alive connection per client, each sending its next
+  request when the answer to the last came, for D seconds; a post is a text message (its
+  `client_msg_id` tagged as above, its frames counted from the request's sending), a
+  rename a `change_name` between the stem + "a" and + "b". Then up to S seconds for the
+  frames still due.
 - `{"command": "close", "server": NAME}`: closes that server's sockets.
 
 Written on asyncio with uvloop when present; the websocket client is the `websockets`
@@ -27,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import re
 import sys
@@ -36,10 +46,32 @@ from collections import Counter
 import websockets
 from websockets.asyncio.client import connect
 
+SYNC = '{"type":"sync","since":{},"revs":{}}'  # `revs`: the API sends edits (message.updated)
 # A posted message carries its tag as its client_msg_id; an edit, in its new text (the
 # edited message keeps the client_msg_id of its post, so the text is looked at first).
 EDITED = re.compile(r'"text":\s*"edit fo(\d+)-(\d+)"')
 MESSAGE = re.compile(r'"client_msg_id":\s*"fo(\d+)-(\d+)"')
+
+
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, path: str,
+    token: str, body: str,
+) -> tuple[int, bytes]:  # fmt: skip
+    """One JSON request on a keep-alive connection: its status and body."""
+    writer.write(
+        (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}"
+        ).encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return status, await reader.readexactly(length)
 
 
 class Round:
@@ -85,7 +117,7 @@ class Load:
             code = socket.close_code
             self.closes[str(code)] += 1
 
-    async def open_one(self, port: int, user_id: int, token: str, compress: bool):
+    async def open_one(self, port: int, user_id: int, token: str, compress: bool, sync: str):
         socket = await connect(
             f"ws://127.0.0.1:{port}/api/ws/user/{user_id}/",
             additional_headers={"Authorization": f"Bearer {token}"},
@@ -94,8 +126,7 @@ class Load:
             max_queue=None,
             open_timeout=60,
         )
-        # `revs`: the API sends edits (message.updated) to sockets that follow changes.
-        await socket.send('{"type":"sync","since":{},"revs":{}}')
+        await socket.send(sync)
         while True:
             frame = json.loads(await asyncio.wait_for(socket.recv(), 60))
             if frame.get("type") == "ready":
@@ -109,7 +140,9 @@ class Load:
         async def one(user_id, token):
             async with limit:
                 try:
-                    return await self.open_one(task["port"], user_id, token, task["compress"])
+                    return await self.open_one(
+                        task["port"], user_id, token, task["compress"], task.get("sync", SYNC)
+                    )
                 except Exception as error:
                     errors[f"{type(error).__name__}: {str(error)[:120]}"] += 1
                     return None
@@ -159,21 +192,9 @@ class Load:
             else:
                 method, path = "PATCH", f"/api/groups/{group_id}/messages/{seq}"
                 body = json.dumps({"text": f"edit {tag}"})
-            request = (
-                f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n{body}"
-            ).encode()
             reader, writer = await pool.get()
             try:
-                writer.write(request)
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
-                status = int(head.split(b" ", 2)[1])
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                answer = await reader.readexactly(length)
+                status, answer = await exchange(reader, writer, method, path, token, body)
                 statuses[status] += 1
                 answered.append(time.perf_counter() - current.scheduled[index])
                 if status == 201 or (method == "PATCH" and status == 200):
@@ -215,6 +236,77 @@ class Load:
             "post_latencies": answered,
         }
 
+    async def run_closed(self, task: dict) -> dict:
+        """Closed loop: each client sends its next request when its answer came."""
+        self.round_number += 1
+        current = Round(self.round_number, task["server"], expected_total=1 << 62)
+        self.round = current
+        closes_before = sum(self.closes.values())
+        port, duration = task["port"], task["duration"]
+        numbers = itertools.count()
+        statuses: Counter = Counter()
+        samples: dict[str, str] = {}
+        answered: list[float] = []
+        done = 0  # requests answered as expected: 201 for a post, 200 for a rename
+        expected = 0  # frames due
+        started = time.perf_counter()
+        deadline = started + duration
+
+        async def client(spec: list) -> None:
+            nonlocal done, expected
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            turn = 0
+            try:
+                while time.perf_counter() < deadline:
+                    index = next(numbers)
+                    if spec[0] == "post":
+                        _, token, group_id, recipients = spec
+                        method, path, wanted = "POST", f"/api/groups/{group_id}/messages", 201
+                        tag = f"fo{current.number}-{index}"
+                        body = json.dumps({"text": f"post {index}", "client_msg_id": tag})
+                    else:
+                        _, token, stem = spec
+                        method, path, wanted, recipients = "POST", "/api/user/change_name", 200, 0
+                        body = json.dumps({"new_name": f"{stem}{'ab'[turn % 2]}"})
+                    turn += 1
+                    sent = current.scheduled[index] = time.perf_counter()
+                    try:
+                        status, answer = await exchange(reader, writer, method, path, token, body)
+                    except Exception as error:  # the connection is lost: a new one
+                        statuses[type(error).__name__] += 1
+                        writer.close()
+                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                        continue
+                    statuses[status] += 1
+                    if status == wanted:
+                        done += 1
+                        expected += recipients
+                        answered.append(time.perf_counter() - sent)
+                    else:
+                        samples.setdefault(str(status), answer[:300].decode(errors="replace"))
+            finally:
+                writer.close()
+
+        await asyncio.gather(*(client(spec) for spec in task["clients"]))
+        ended = time.perf_counter()
+        current.expected_total = expected
+        if len(current.latencies) >= expected:
+            current.done.set()
+        with contextlib.suppress(asyncio.TimeoutError):  # frames lost or late: counted
+            await asyncio.wait_for(current.done.wait(), task["drain"])
+        self.round = None
+        return {
+            "done": done,
+            "statuses": {str(k): v for k, v in statuses.items()},
+            "error_samples": samples,
+            "elapsed": ended - started,
+            "expected": expected,
+            "received": len(current.latencies),
+            "latencies": [round(value, 5) for value in current.latencies],
+            "request_latencies": [round(value, 5) for value in answered],
+            "sockets_closed": sum(self.closes.values()) - closes_before,
+        }
+
     async def run_round(self, task: dict) -> dict:
         self.round_number += 1
         current = Round(self.round_number, task["server"], expected_total=1 << 62)
@@ -253,6 +345,8 @@ class Load:
                 answer = await self.open(task)
             elif command == "round":
                 answer = await self.run_round(task)
+            elif command == "closed":
+                answer = await self.run_closed(task)
             elif command == "close":
                 answer = await self.close(task)
             else:

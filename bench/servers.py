@@ -1,4 +1,5 @@
-"""The two servers under test as child processes, and their memory read from /proc."""
+"""The servers under test as child processes, and their CPU and memory read from /proc (with
+the CPU of the PostgreSQL backends serving one)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,13 +23,21 @@ def free_port() -> int:
 
 
 class Server:
-    """One uvicorn server on a free loopback port, in its own process group."""
+    """One server on a free loopback port, in its own process group: a uvicorn one, or the
+    bare websockets server, whose sockets are on a second port (`ws_port`).
+
+    `root` is the checkout whose code it runs (this one, or another git revision's, see
+    `bench.against`): its working folder and the first entry of its PYTHONPATH, ahead of the
+    virtual environment's editable install of this checkout."""
 
     def __init__(
-        self, name: str, module: str, workers: int, env: dict, log: Path, prefix: tuple = ()
-    ):
+        self, name: str, module: str, workers: int, env: dict, log: Path, prefix: tuple = (),
+        root: Path = REPO,
+    ):  # fmt: skip
         self.name = name
         self.port = free_port()
+        self.ws_port = self.port  # where its sockets are
+        self.root = root
         self.workers = workers
         self.log = log
         # `python -m im_api.cli serve` is the `im-api serve` console script, whatever the PATH.
@@ -35,14 +45,14 @@ class Server:
         self.command = [*prefix, sys.executable, "-m", module, *subcommand]
         self.command += ["--host", "127.0.0.1", "--port", str(self.port)]
         self.command += ["--workers", str(workers), "--log-level", "warning"]
-        path = [str(REPO), env.get("PYTHONPATH", "")]
+        path = [str(root), env.get("PYTHONPATH", "")]
         self.env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, path))}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                self.command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                self.command, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
 
@@ -171,6 +181,30 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
+
+
+def process_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each process still there (`cpu_seconds` per process)."""
+    return {pid: cpu_seconds([pid]) for pid in pids if Path(f"/proc/{pid}").exists()}
+
+
+def database_backends(url: str) -> list[int]:
+    """The PostgreSQL backend processes serving the database of `url` (a server's pool and
+    its LISTEN connection): their CPU is the server's database work. Read from
+    pg_stat_activity over a connection to the `postgres` database, which is not one of
+    them. The database server must be on this machine for their /proc to be read."""
+    import psycopg2
+
+    parts = urlsplit(url)
+    connection = psycopg2.connect(parts._replace(path="/postgres").geturl())
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", (parts.path.lstrip("/"),)
+            )
+            return [pid for (pid,) in cursor.fetchall()]
+    finally:
+        connection.close()
 
 
 def machine_busy_seconds() -> float:
