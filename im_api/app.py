@@ -21,6 +21,7 @@ from im_api.front import Front
 from im_api.limits import BodyLimitMiddleware
 from im_api.overload import RequestThreads
 from im_api.realtime import Realtime
+from im_api.request_ids import RequestIds
 from im_api.validation import BODY_VALIDATORS
 from im_core import config, security
 from im_core.config import Settings
@@ -29,7 +30,7 @@ from models import database, stores
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
 
-def create_app(settings: Settings | None = None) -> cors.CrossOrigin:
+def create_app(settings: Settings | None = None) -> RequestIds:
     """Build the app: settings from the environment unless given (tests give their own)."""
     settings = settings or Settings.from_env()
     settings.check()
@@ -60,7 +61,8 @@ def create_app(settings: Settings | None = None) -> cors.CrossOrigin:
     front = Front(app, settings, realtime=Realtime(settings))
     front.add_middleware(BodyLimitMiddleware, settings=settings)
     front.add_middleware(AccessLogMiddleware)  # refusals are logged too
-    return cors.CrossOrigin(front, settings)  # outermost: every answer gets CORS headers
+    served = cors.CrossOrigin(front, settings)  # every answer gets CORS headers
+    return RequestIds(served)  # outermost: every answer, CORS's own too, has its id
 
 
 def in_db_session(name: str):
