@@ -20,6 +20,7 @@ from im_api.access_log import AccessLogMiddleware
 from im_api.front import Front
 from im_api.limits import BodyLimitMiddleware
 from im_api.overload import RequestThreads
+from im_api.readiness import Readiness
 from im_api.realtime import Realtime
 from im_api.request_ids import RequestIds
 from im_api.validation import BODY_VALIDATORS
@@ -58,7 +59,9 @@ def create_app(settings: Settings | None = None) -> RequestIds:
     app.add_middleware(RequestThreads, MiddlewarePosition.BEFORE_CONTEXT, settings=settings)
     speed.install(app, settings)
 
-    front = Front(app, settings, realtime=Realtime(settings))
+    realtime = Realtime(settings)
+    Readiness(settings, realtime).install(app.app)
+    front = Front(app, settings, realtime=realtime)
     front.add_middleware(BodyLimitMiddleware, settings=settings)
     front.add_middleware(AccessLogMiddleware)  # refusals are logged too
     served = cors.CrossOrigin(front, settings)  # every answer gets CORS headers

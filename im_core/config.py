@@ -85,6 +85,8 @@ class Settings:
     # blocked.
     direct_chats: str = "contacts"
     validate_responses: bool = False
+    # Operating it: metrics, JSON log, request ids (README).
+    ready_timeout: float = 2.0  # seconds the readiness check gives the media store
     # Origins (scheme://host[:port]) whose pages may call the API; empty: none, "*": any.
     cors_origins: list[str] = dataclasses.field(default_factory=list)
     db_pool_size: int = 10

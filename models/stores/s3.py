@@ -134,6 +134,21 @@ class S3Store:
             raise
         return True
 
+    def unreachable(self, timeout: float) -> str | None:
+        # HEAD of a key no upload makes: any answer but a server error means the store is
+        # there. (A 404, or a 403 where the credentials may not list the bucket: what they
+        # may do shows in uploads.) One try, the readiness timeout, a client of its own.
+        probe = _client(self.location, timeout, 1)
+        try:
+            probe.head_object(Bucket=self.bucket, Key=self._prefix + ".ready-probe")
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if status >= 500:
+                return f"it answered {status}"
+        except BotoCoreError:
+            return f"it did not answer within {timeout:g} s"
+        return None
+
     def open(self, sha256: str, start: int, length: int) -> S3Chunks | EmptyChunks:
         if length == 0:  # an empty media (a range is never empty): nothing to read
             if not self.exists(sha256):
