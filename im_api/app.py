@@ -15,7 +15,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from pony.orm import db_session
 
-from im_api import clients, cors, envelope, json_body, published_spec, speed
+from im_api import clients, cors, envelope, json_body, metrics_http, published_spec, speed
 from im_api.access_log import AccessLogMiddleware
 from im_api.front import Front
 from im_api.limits import BodyLimitMiddleware
@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> RequestIds:
         security_map=speed.security_map(settings),
         swagger_ui_options=published_spec.SERVE_SPEC_OFF,
     )
-    published_spec.publish(app, SPEC_DIR / "openapi.yaml")
+    spec = published_spec.publish(app, SPEC_DIR / "openapi.yaml")
+    metrics_http.start(settings, spec)  # when a setting asks for metrics
     envelope.register_error_handlers(app)
     json_body.install(app)
     clients.install(app, settings)
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None) -> RequestIds:
     front.add_middleware(BodyLimitMiddleware, settings=settings)
     front.add_middleware(AccessLogMiddleware)  # refusals are logged too
     served = cors.CrossOrigin(front, settings)  # every answer gets CORS headers
+    if settings.metrics_on:
+        served = metrics_http.RequestMetrics(served, settings)
     return RequestIds(served)  # outermost: every answer, CORS's own too, has its id
 
 

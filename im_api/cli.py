@@ -35,6 +35,9 @@ settings (environment variables; the README lists every one with its default):
   IM_MIGRATE_ON_START
                      true (default): 'serve' upgrades the database schema on
                      start; false: it refuses a database behind this version
+  IM_METRICS_PORT, IM_METRICS_HOST, IM_METRICS_PATH
+                     Prometheus metrics on a port of their own (default none;
+                     host 127.0.0.1) or a path of the API's port (default none)
   IM_SEND_TIMEOUT, IM_MAX_UPLOADS_PER_ACCOUNT, IM_MIN_FREE_DISK_BYTES,
   IM_REQUEST_THREADS, IM_QUEUE_TIMEOUT, IM_RETRY_AFTER
                      what one client may hold: a stalled download, uploads at
@@ -143,6 +146,7 @@ def _migrate() -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from im_api import metrics_http
     from models import database, schema, stores
     from models.mail import parse_mail_url
 
@@ -191,6 +195,15 @@ def _serve(args: argparse.Namespace) -> int:
         except ValueError as error:
             print(error, file=sys.stderr)
             return 2
+    # Before the workers start: they inherit the metrics folder (and never open the port).
+    try:
+        if metrics_http.prepare_serving(settings) and settings.metrics_port:
+            logger.info(
+                "Metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
+            )
+    except OSError as error:
+        print(f"IM_METRICS_PORT={settings.metrics_port}: {error}", file=sys.stderr)
+        return 2
     logger.info(
         "Listening on http://%s:%d/api with %d worker(s); database: %s; media: %s; mail: %s; "
         "Swagger UI: http://%s:%d/api/ui/",

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from pony.orm import commit, delete, rollback, select
 
+from im_core import metrics
 from im_core.config import current, now, parse_limit
 from im_core.errors import too_many_attempts
 from models.entities import Throttle, db
@@ -60,6 +61,7 @@ def spend(name: str, key: str) -> None:
     commit()
     rollback()
     if hits > count:
+        metrics.refused(name)
         raise too_many_attempts(ends - epoch)
 
 
@@ -95,6 +97,7 @@ def refuse_if_spent(name: str, key: str) -> None:
     bucket = _bucket(name, key)
     hits = select(t.hits for t in Throttle if t.bucket == bucket and t.slot == slot).first()
     if hits is not None and hits >= count:
+        metrics.refused(name)
         raise too_many_attempts(ends - epoch)
 
 
