@@ -89,6 +89,7 @@ class Settings:
     metrics_port: int = 0  # GET /metrics on a listener of its own (im-api serve); 0: none
     metrics_host: str = "127.0.0.1"  # the address that listener takes
     metrics_path: str = ""  # or a path of the API's own port answering them; empty: none
+    log_format: str = "text"  # or "json": one JSON object per line (im-api serve)
     ready_timeout: float = 2.0  # seconds the readiness check gives the media store
     # Origins (scheme://host[:port]) whose pages may call the API; empty: none, "*": any.
     cors_origins: list[str] = dataclasses.field(default_factory=list)
@@ -211,6 +212,8 @@ def _check_operating(settings: Settings) -> None:
         raise SettingsError(
             f"IM_METRICS_PORT must be a port (0: none), got {settings.metrics_port}"
         )
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"IM_LOG_FORMAT must be text or json, got {settings.log_format[:20]!r}")
 
 
 def _parse(name: str, type_name: str, raw: str):

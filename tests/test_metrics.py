@@ -64,6 +64,7 @@ def test_a_request_is_counted_under_its_operation_id_and_status(metrics_client):
         ({"IM_METRICS_PATH": "metrics"}, "IM_METRICS_PATH"),
         ({"IM_METRICS_PATH": "/api/metrics"}, "IM_METRICS_PATH"),
         ({"IM_METRICS_PORT": "70000"}, "IM_METRICS_PORT"),
+        ({"IM_LOG_FORMAT": "xml"}, "IM_LOG_FORMAT"),
     ],
 )
 def test_a_wrong_operating_setting_stops_the_start_naming_it(environ, message):
@@ -77,11 +78,12 @@ def test_the_operating_settings_are_read_from_the_environment():
             "IM_METRICS_PORT": "9464",
             "IM_METRICS_HOST": "0.0.0.0",
             "IM_METRICS_PATH": "/internal/metrics",
+            "IM_LOG_FORMAT": "json",
             "IM_READY_TIMEOUT": "1.5",
         }
     )
     assert (settings.metrics_port, settings.metrics_host) == (9464, "0.0.0.0")
-    assert settings.metrics_path == "/internal/metrics"
+    assert (settings.metrics_path, settings.log_format) == ("/internal/metrics", "json")
     assert settings.ready_timeout == 1.5
     defaults = Settings.from_env({})
-    assert (defaults.metrics_port, defaults.metrics_path) == (0, "")
+    assert (defaults.metrics_port, defaults.metrics_path, defaults.log_format) == (0, "", "text")
