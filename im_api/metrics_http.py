@@ -65,7 +65,11 @@ class RequestMetrics:
             nonlocal status, observed
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif not message.get("more_body", False) and not observed:
+            elif (
+                message["type"] == "http.response.body"
+                and not message.get("more_body")
+                and not observed
+            ):
                 observed = True
                 metrics.observe_request(operation_id(scope), status, time.perf_counter() - started)
             await send(message)
