@@ -74,7 +74,7 @@ requests = OFF  # Histogram: seconds per HTTP request, by operation and status
 open_sockets = OFF  # Gauge: authenticated sockets open
 frames_sent = OFF  # Counter: frames sent on sockets
 frames_dropped = OFF  # Counter: frames queued for a socket that closed first, by reason
-fanout_lag = OFF  # Histogram: seconds from a message's commit to its frame leaving
+fanout_lag = OFF  # Histogram: seconds from a message's commit to its frames leaving
 listener_up = OFF  # Gauge: 1 while the worker hears committed events
 listener_reconnects = OFF  # Counter: connections of the listener after its first one
 s3_seconds = OFF  # Histogram: seconds per S3 call, by operation
@@ -123,7 +123,8 @@ def start(operations: dict[str, str], limits: Iterable[str]) -> None:
         fanout_lag = Histogram(
             "im_fanout_lag_seconds",
             "Seconds from a message's commit reaching this worker to its frame leaving for "
-            "a socket (one observation per live frame)",
+            "a socket: one observation each time a socket has sent all it had, the lag of "
+            "the last live frame it sent (the largest of that burst)",
             buckets=LAG_BUCKETS,
         )
         listener_up = Gauge(
