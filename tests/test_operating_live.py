@@ -114,6 +114,7 @@ def operated(tmp_path_factory, database_url, s3):
         **NO_LIMITS,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "IM_METRICS_PORT": str(metrics_port),
+        "IM_METRICS_PATH": "/internal/metrics",
         "IM_MEDIA_URL": s3.media_url(bucket, prefix="media", endpoint=media.url),
         "IM_MEDIA_ATTEMPTS": "1",
         "IM_MEDIA_TIMEOUT": "2",
@@ -142,6 +143,18 @@ def test_metrics_listen_on_their_own_port_and_not_on_the_api(operated):
     api_root = operated.server.url.removesuffix("/api")
     for path in ("/metrics", "/api/metrics"):
         assert httpx.get(api_root + path).status_code == 404, path
+
+
+def test_a_metrics_path_on_the_api_port_answers_every_worker_s_metrics(operated):
+    """IM_METRICS_PATH: whichever worker answers merges every worker's files (both
+    listeners are up, one per worker, in each scrape)."""
+    api_root = operated.server.url.removesuffix("/api")
+    assert operated.wait_for("im_realtime_listener_up", 2) == 2
+    for _ in range(4):  # a new connection each time: either worker may answer
+        response = httpx.get(api_root + "/internal/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert value(samples(response.text), "im_realtime_listener_up") == 2
 
 
 def test_the_multiprocess_folder_was_emptied_before_the_workers_started(operated):
