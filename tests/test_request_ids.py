@@ -1,7 +1,7 @@
 """Request ids: `X-Request-ID` in (bounded, validated; otherwise one is made) and out on
 every response; error envelopes carry the same id as `request_id`.
 
-Spec: `components/headers/RequestId`, `components/schemas/RequestId`, and the optional
+Spec: `components/headers/XRequestId`, `components/schemas/XRequestId`, and the optional
 `request_id` of `ApiError` and `RetryError` in openapi/openapi.yaml.
 """
 
