@@ -89,6 +89,7 @@ class Result:
     baseline: Side = field(default_factory=Side)
     api: Side = field(default_factory=Side)
     speed_off: Side = field(default_factory=Side)  # im-api with IM_CONNEXION_SPEEDUPS=false
+    metrics_on: Side = field(default_factory=Side)  # im-api with IM_METRICS_PORT (--metrics)
     size: int = 0  # upload bytes
     skipped: str | None = None
 
@@ -103,11 +104,17 @@ class Result:
         """As `ratio`, for im-api with the speed module off (NaN when it was not measured)."""
         return _median(self.round_ratios(self.speed_off))
 
-    def round_ratios(self, side: Side | None = None) -> list[float]:
-        """Each im-api round (of `side`, the API by default) against the baseline rounds just
-        before and just after it (their mean), which cancels a load that rises or falls
-        steadily meanwhile."""
-        api, baseline = (side or self.api).round_rps(), self.baseline.round_rps()
+    @property
+    def ratio_metrics_on(self) -> float:
+        """im-api with metrics against im-api without them, rounds of the same run (NaN when
+        it was not measured)."""
+        return _median(self.round_ratios(self.metrics_on, reference=self.api))
+
+    def round_ratios(self, side: Side | None = None, reference: Side | None = None) -> list[float]:
+        """Each im-api round (of `side`, the API by default) against the rounds of
+        `reference` (the baseline by default) just before and just after it (their mean),
+        which cancels a load that rises or falls steadily meanwhile."""
+        api, baseline = (side or self.api).round_rps(), (reference or self.baseline).round_rps()
         ratios = []
         for index, rps in enumerate(api):
             around = baseline[index : index + 2]
@@ -127,6 +134,10 @@ class Result:
             "im_api": self.api.summary(),
             "im_api_speed_off": self.speed_off.summary() if self.speed_off.rounds else None,
             "ratio_speed_off": None if not self.speed_off.rounds else self.ratio_speed_off,
+            "im_api_metrics_on": self.metrics_on.summary() if self.metrics_on.rounds else None,
+            "ratio_metrics_on_to_off": (
+                None if not self.metrics_on.rounds else self.ratio_metrics_on
+            ),
         }
 
 
@@ -152,6 +163,8 @@ def table(results: list[Result]) -> str:
         sides = [("baseline", result.baseline), ("im-api", result.api)]
         if result.speed_off.rounds:
             sides.append(("speed off", result.speed_off))
+        if result.metrics_on.rounds:
+            sides.append(("metrics", result.metrics_on))
         for name, side in sides:
             summary = side.summary()
             ratio = ""

@@ -42,6 +42,7 @@ from bench.servers import (
     S3Endpoint,
     Server,
     cpu_seconds,
+    free_port,
     machine_busy_seconds,
     memory_kib,
     reset_peak,
@@ -66,6 +67,9 @@ UPLOADS = {"upload_1mb", "upload_max", "upload_too_large"}
 # Measured a third time on im-api with its speed module off (IM_CONNEXION_SPEEDUPS=false):
 # the operations whose cost is Connexion's; bcrypt and uploads are not its.
 SPEED_OPERATIONS = {"me", "change_name", "list_messages"}
+# With --metrics, measured once more on im-api with its metrics on (IM_METRICS_PORT): the
+# operations the design's targets are about, where a fixed cost per request weighs most.
+METRICS_OPERATIONS = {"me", "change_name"}
 
 
 @dataclass
@@ -145,6 +149,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="keep both servers' media in an S3 bucket of a moto server started for the run "
         "(default: the instance folder)",
+    )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also run me and change_name on im-api with its metrics on (IM_METRICS_PORT), "
+        "as a ratio of im-api without them in the same run",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and logs")
@@ -308,6 +318,13 @@ class Bench:
             "speed off": Server("speed off", "im_api.cli", self.workers, plain,
                                 self.folder / "im-api-speed-off.log"),
         }  # fmt: skip
+        if self.args.metrics:
+            # Its own metrics folder and port; the other servers keep metrics off.
+            metered = {**env, "IM_METRICS_PORT": str(free_port())}
+            metered["PROMETHEUS_MULTIPROC_DIR"] = str(self.folder / "metrics")
+            self.servers["metrics"] = Server(
+                "metrics", "im_api.cli", self.workers, metered, self.folder / "im-api-metrics.log"
+            )
         for server in self.servers.values():
             server.start()
         for server in self.servers.values():
@@ -349,6 +366,12 @@ class Bench:
             f"bcrypt cost {self.args.bcrypt_rounds}, {self.cores} cores, load average {load}, "
             f"response validation {validation}; {', '.join(sorted(SPEED_OPERATIONS))} also on "
             "im-api with its speed module off (IM_CONNEXION_SPEEDUPS=false)"
+            + (
+                f"; {', '.join(sorted(METRICS_OPERATIONS))} also on im-api with its metrics on "
+                "(IM_METRICS_PORT)"
+                if self.args.metrics
+                else ""
+            )
         )
 
     @staticmethod
@@ -375,6 +398,8 @@ class Bench:
             result.skipped = "answers 501 (not implemented yet)"
             return result
         names = ["baseline", "im-api"] + (["speed off"] if operation in SPEED_OPERATIONS else [])
+        if self.args.metrics and operation in METRICS_OPERATIONS:
+            names.append("metrics")
         if operation not in UPLOADS:
             for name in names:
                 self.task(operation, name, self.mode.warmup)
@@ -389,8 +414,13 @@ class Bench:
             if operation == "login":
                 self.probe.measure(self.mode.bcrypt_duration)
             for name in names:
-                side = {"baseline": result.baseline, "im-api": result.api}.get(name)
-                self.round(operation, name, side or result.speed_off, operation in UPLOADS)
+                side = {
+                    "baseline": result.baseline,
+                    "im-api": result.api,
+                    "speed off": result.speed_off,
+                    "metrics": result.metrics_on,
+                }[name]
+                self.round(operation, name, side, operation in UPLOADS)
         return result
 
     def round(self, operation: str, name: str, side, watch_memory: bool) -> None:
@@ -481,6 +511,17 @@ class Bench:
         ]
         if speed:
             lines.append(f"  speed module (of bare Flask): {'; '.join(speed)}")
+        for result in results:
+            if not result.metrics_on.rounds or result.skipped:
+                continue
+            spread = [r for r in result.round_ratios(result.metrics_on, result.api) if r == r]
+            ratio = result.ratio_metrics_on
+            cpu = result.api.cpu_ms_per_request / result.metrics_on.cpu_ms_per_request
+            lines.append(
+                f"  metrics on >= 0.95 of metrics off ({result.operation}, same run): "
+                f"{ratio:.2f} (rounds {min(spread):.2f}-{max(spread):.2f}; CPU per request, "
+                f"off over on: {cpu:.2f})  {'MET' if ratio >= 0.95 else 'NOT MET'}"
+            )
         login = by_name.get("login")
         if login and not login.skipped and self.probe:
             probe = self.probe

@@ -34,10 +34,14 @@ def succeed(response: httpx.Response, *data_keys: str, status: int = 200) -> dic
 def error(
     response: httpx.Response, status: int, code: int, info: str | None = None, *extra_keys: str
 ) -> dict:
-    """An error: `status` and exactly `{code, info}` (plus `extra_keys`), `code` as given."""
+    """An error: `status` and exactly `{code, info}` (plus `extra_keys`), `code` as given;
+    the `request_id` the contract allows beside them, when there, is the `X-Request-ID`
+    the response answers."""
     assert response.status_code == status, _show(response)
     body = json_body(response)
-    assert set(body) == {"code", "info", *extra_keys}, _show(response)
+    assert set(body) - {"request_id"} == {"code", "info", *extra_keys}, _show(response)
+    if "request_id" in body and "x-request-id" in response.headers:
+        assert body["request_id"] == response.headers["x-request-id"], _show(response)
     assert body["code"] == code, _show(response)
     assert isinstance(body["info"], str) and body["info"], _show(response)
     if info is not None:

@@ -187,7 +187,7 @@ def test_every_operation_that_needs_a_token_refuses_the_scheme_alone(api, operat
         pytest.skip(f"{operation} is not implemented by this server yet (501)")
     assert response.status_code == 401, response.text
     body = json_body(response)
-    assert set(body) == {"code", "info"} and body["code"] in (1003, 1004), body
+    assert set(body) - {"request_id"} == {"code", "info"} and body["code"] in (1003, 1004), body
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,8 @@
 
 Installed outermost in the app (before the body limit), so refused and failed requests are
 logged too. Uvicorn's own access log is turned off by `im-api serve` so that a request is
-logged once. The query string is left out: a media URL's `sig` is a credential.
+logged once. The query string is left out: a media URL's `sig` is a credential. The JSON log
+(`im_api.log_format`) also gets each part as a field, and the operationId.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from im_api.paths import operation_id
 
 logger = logging.getLogger("im_api.access")
 
@@ -49,12 +52,22 @@ class AccessLogMiddleware:
             raise
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
+            path = _printable(scope["path"])
             logger.info(
                 "%s %s %d %.1f ms",
                 scope["method"],
-                _printable(scope["path"]),
+                path,
                 status,
                 elapsed_ms,
+                extra={
+                    "access": {
+                        "method": scope["method"],
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round(elapsed_ms, 1),
+                        "operation": operation_id(scope),
+                    }
+                },
             )
 
 

@@ -38,7 +38,7 @@ from im_api.envelope import send_error
 from im_api.limits import content_length
 from im_api.paths import route_path, upload_group, upload_kind
 from im_api.upload_slots import UploadSlots
-from im_core import security
+from im_core import metrics, security
 from im_core.config import Settings
 from im_core.errors import ApiError, Error, too_many_uploads
 from models import direct, groups, sessions
@@ -71,6 +71,7 @@ class UploadAdmission:
             self._check_disk(scope)
             slot = self.slots.take(account)
             if slot is None:
+                metrics.refused("uploads_at_once")
                 raise too_many_uploads(self.slots.per_account, self.settings.retry_after)
         except ApiError as refusal:
             await send_error(send, refusal, close=True)
@@ -104,6 +105,7 @@ class UploadAdmission:
         free = shutil.disk_usage(self.settings.media_dir).free
         if free - declared < self.settings.min_free_disk_bytes:
             logger.warning("Upload refused: %d bytes free on the media disk", free)
+            metrics.refused("free_disk")
             raise ApiError(Error.INSUFFICIENT_STORAGE)
 
 

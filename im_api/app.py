@@ -15,12 +15,14 @@ from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from pony.orm import db_session
 
-from im_api import clients, cors, envelope, json_body, published_spec, speed
+from im_api import clients, cors, envelope, json_body, metrics_http, published_spec, speed
 from im_api.access_log import AccessLogMiddleware
 from im_api.front import Front
 from im_api.limits import BodyLimitMiddleware
 from im_api.overload import RequestThreads
+from im_api.readiness import Readiness
 from im_api.realtime import Realtime
+from im_api.request_ids import RequestIds
 from im_api.validation import BODY_VALIDATORS
 from im_core import config, security
 from im_core.config import Settings
@@ -29,7 +31,7 @@ from models import database, stores
 SPEC_DIR = Path(__file__).resolve().parent.parent / "openapi"
 
 
-def create_app(settings: Settings | None = None) -> cors.CrossOrigin:
+def create_app(settings: Settings | None = None) -> RequestIds:
     """Build the app: settings from the environment unless given (tests give their own)."""
     settings = settings or Settings.from_env()
     settings.check()
@@ -50,17 +52,23 @@ def create_app(settings: Settings | None = None) -> cors.CrossOrigin:
         security_map=speed.security_map(settings),
         swagger_ui_options=published_spec.SERVE_SPEC_OFF,
     )
-    published_spec.publish(app, SPEC_DIR / "openapi.yaml")
+    spec = published_spec.publish(app, SPEC_DIR / "openapi.yaml")
+    metrics_http.start(settings, spec)  # when a setting asks for metrics
     envelope.register_error_handlers(app)
     json_body.install(app)
     clients.install(app, settings)
     app.add_middleware(RequestThreads, MiddlewarePosition.BEFORE_CONTEXT, settings=settings)
     speed.install(app, settings)
 
-    front = Front(app, settings, realtime=Realtime(settings))
+    realtime = Realtime(settings)
+    Readiness(settings, realtime).install(app.app)
+    front = Front(app, settings, realtime=realtime)
     front.add_middleware(BodyLimitMiddleware, settings=settings)
     front.add_middleware(AccessLogMiddleware)  # refusals are logged too
-    return cors.CrossOrigin(front, settings)  # outermost: every answer gets CORS headers
+    served = cors.CrossOrigin(front, settings)  # every answer gets CORS headers
+    if settings.metrics_on:
+        served = metrics_http.RequestMetrics(served, settings)
+    return RequestIds(served)  # outermost: every answer, CORS's own too, has its id
 
 
 def in_db_session(name: str):

@@ -35,6 +35,10 @@ settings (environment variables; the README lists every one with its default):
   IM_MIGRATE_ON_START
                      true (default): 'serve' upgrades the database schema on
                      start; false: it refuses a database behind this version
+  IM_METRICS_PORT, IM_METRICS_HOST, IM_METRICS_PATH
+                     Prometheus metrics on a port of their own (default none;
+                     host 127.0.0.1) or a path of the API's port (default none)
+  IM_LOG_FORMAT      text (default) or json: one JSON object per line
   IM_SEND_TIMEOUT, IM_MAX_UPLOADS_PER_ACCOUNT, IM_MIN_FREE_DISK_BYTES,
   IM_REQUEST_THREADS, IM_QUEUE_TIMEOUT, IM_RETRY_AFTER
                      what one client may hold: a stalled download, uploads at
@@ -143,12 +147,13 @@ def _migrate() -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from im_api import metrics_http
     from models import database, schema, stores
     from models.mail import parse_mail_url
 
-    log_config = _log_config(args.log_level)
-    logging.config.dictConfig(log_config)
     settings = Settings.from_env()
+    log_config = _log_config(args.log_level, settings.log_format)
+    logging.config.dictConfig(log_config)
     try:
         settings.check()
     except SettingsError as error:
@@ -191,6 +196,15 @@ def _serve(args: argparse.Namespace) -> int:
         except ValueError as error:
             print(error, file=sys.stderr)
             return 2
+    # Before the workers start: they inherit the metrics folder (and never open the port).
+    try:
+        if metrics_http.prepare_serving(settings) and settings.metrics_port:
+            logger.info(
+                "Metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port
+            )
+    except OSError as error:
+        print(f"IM_METRICS_PORT={settings.metrics_port}: {error}", file=sys.stderr)
+        return 2
     logger.info(
         "Listening on http://%s:%d/api with %d worker(s); database: %s; media: %s; mail: %s; "
         "Swagger UI: http://%s:%d/api/ui/",
@@ -229,12 +243,15 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_config(level: str) -> dict:
-    """One format on stderr for the app's and uvicorn's messages."""
+def _log_config(level: str, log_format: str = "text") -> dict:
+    """One format on stderr for the app's and uvicorn's messages: text, or JSON lines."""
+    plain = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    if log_format == "json":
+        plain = {"()": "im_api.log_format.JsonLines"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "formatters": {"plain": plain},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",

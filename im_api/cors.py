@@ -13,11 +13,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from im_core.config import Settings
-from im_core.errors import Error
+from im_core.errors import ApiError, Error
 
 # Headers a frontend needs to read: when to retry a 429, the media's validator and file name,
-# and what part of it a 206 holds.
+# what part of it a 206 holds, and the request's id (to quote when reporting a problem).
 EXPOSED = ["Retry-After", "ETag", "Content-Disposition", "Content-Range", "Accept-Ranges"]
+EXPOSED += ["X-Request-ID"]
 # Headers a frontend sends beyond the CORS-safelisted ones (Content-Type among those).
 ALLOWED = ["Authorization", "Content-Type", "Range", "If-Range", "If-None-Match"]
 METHODS = ["GET", "HEAD", "POST", "DELETE"]
@@ -48,7 +49,7 @@ class CrossOrigin(CORSMiddleware):
             if name not in ("content-length", "content-type")
         }
         return JSONResponse(
-            {"code": Error.INVALID_REQUEST.code, "info": info},
+            ApiError(Error.INVALID_REQUEST, info).body(),
             status_code=response.status_code,
             headers=headers,
         )

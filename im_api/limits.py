@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from im_api import uploads
 from im_api.envelope import send_error
 from im_api.paths import route_path, upload_kind
+from im_core import metrics
 from im_core.config import Settings
 from im_core.errors import ApiError, Error
 
@@ -34,7 +35,8 @@ class BodyTooLarge(ApiError):
 
 
 def too_large(path: str, settings: Settings) -> ApiError:
-    """The 413 of a body over the path's limit."""
+    """The 413 of a body over the path's limit (counted as a refusal of `body_size`)."""
+    metrics.refused("body_size")
     kind = upload_kind(path)
     if kind is None:
         return BodyTooLarge(settings.max_json_bytes)

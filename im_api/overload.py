@@ -18,6 +18,7 @@ import logging
 from a2wsgi import WSGIMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from im_core import metrics
 from im_core.config import Settings
 from im_core.errors import server_busy
 
@@ -53,6 +54,7 @@ class RequestThreads:
             try:
                 await asyncio.wait_for(free.acquire(), self.queue_timeout)
             except asyncio.TimeoutError:
+                metrics.refused("request_threads")
                 raise server_busy(self.retry_after) from None
         else:
             await free.acquire()  # at once, without a timer

@@ -33,3 +33,16 @@ def upload_group(path: str) -> str | None:
     """The `{group_id}` segment of a group upload's route path, as sent."""
     match = _UPLOAD.fullmatch(path)
     return match.group(1) if match else None
+
+
+# Where Connexion's routing middleware notes the operation of a request (what its own later
+# middlewares read), as `<x-openapi-router-controller>.<operationId>`.
+_ROUTED = "connexion_routing"
+
+
+def operation_id(scope: Scope) -> str | None:
+    """The operationId Connexion routed the request to (`changeName`); None before routing,
+    or when no operation has the path. Needs the `extensions` dict `RequestIds` makes."""
+    routed = (scope.get("extensions") or {}).get(_ROUTED)
+    name = routed.get("operation_id") if routed else None
+    return name.rpartition(".")[2] if name else None

@@ -23,12 +23,14 @@ SERVE_SPEC_OFF = SwaggerUIOptions(serve_spec=False)
 YAML_TYPE = "application/yaml"  # RFC 9512
 
 
-def publish(app: FlaskApp, spec_file: Path, base_path: str = "/api") -> None:
+def publish(app: FlaskApp, spec_file: Path, base_path: str = "/api") -> dict:
     """Serve `spec_file` at `{base_path}/openapi.yaml` and, as JSON, `openapi.json`; and the
     socket's contract beside it, `asyncapi.yaml`, at `{base_path}/asyncapi.yaml` (its `$ref`s
-    to `./openapi.yaml` resolve against that URL to the document served here)."""
+    to `./openapi.yaml` resolve against that URL to the document served here). Returns the
+    spec, parsed."""
     text = spec_file.read_text(encoding="utf-8")
-    as_json = json.dumps(yaml.safe_load(text), ensure_ascii=False).encode()
+    document = yaml.safe_load(text)
+    as_json = json.dumps(document, ensure_ascii=False).encode()
     as_yaml = text.encode()
 
     def openapi_json() -> flask.Response:
@@ -48,6 +50,7 @@ def publish(app: FlaskApp, spec_file: Path, base_path: str = "/api") -> None:
             return _document(as_asyncapi, YAML_TYPE)
 
         app.add_url_rule(f"{base_path}/asyncapi.yaml", "asyncapi_yaml", asyncapi_yaml)
+    return document
 
 
 def _document(body: bytes, mimetype: str) -> flask.Response:

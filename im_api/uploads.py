@@ -28,6 +28,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import Message, Receive, Scope
 
+from im_core import metrics
 from im_core.config import current
 from im_core.errors import ApiError, Error
 from models.spool import Spool
@@ -194,6 +195,7 @@ class _Reader:
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         self.spool.write(data[start:end])
         if self.spool.size > self.limit:
+            metrics.refused("body_size")
             raise ApiError(Error.MEDIA_TOO_LARGE, part=self.part, limit=self.limit)
 
     def _on_end(self) -> None:

@@ -89,6 +89,12 @@ class Settings:
     # Seconds a sender may recall their message (a group's owner may at any time).
     recall_window: int = 120
     validate_responses: bool = False
+    # Operating it: metrics, JSON log, request ids (README).
+    metrics_port: int = 0  # GET /metrics on a listener of its own (im-api serve); 0: none
+    metrics_host: str = "127.0.0.1"  # the address that listener takes
+    metrics_path: str = ""  # or a path of the API's own port answering them; empty: none
+    log_format: str = "text"  # or "json": one JSON object per line (im-api serve)
+    ready_timeout: float = 2.0  # seconds the readiness check gives the media store
     # Origins (scheme://host[:port]) whose pages may call the API; empty: none, "*": any.
     cors_origins: list[str] = dataclasses.field(default_factory=list)
     db_pool_size: int = 10
@@ -149,8 +155,14 @@ class Settings:
         settings.instance_dir = Path(settings.instance_dir).resolve()
         return settings
 
+    @property
+    def metrics_on(self) -> bool:
+        """Whether metrics are kept: a port or a path serves them."""
+        return bool(self.metrics_port or self.metrics_path)
+
     def check(self) -> None:
         """Raise SettingsError for a setting the server must not start with."""
+        _check_operating(self)
         for field in dataclasses.fields(self):
             if field.name.startswith("limit_"):
                 parse_limit(field.name, getattr(self, field.name))
@@ -191,6 +203,21 @@ def parse_limit(field_name: str, value: str) -> tuple[int, int] | None:
         f"IM_{field_name.upper()}: expected COUNT/SECONDS such as 30/3600 (at most 30 in "
         f"each hour), or nothing for no limit; got {value[:40]!r}"
     )
+
+
+def _check_operating(settings: Settings) -> None:
+    path = settings.metrics_path
+    if path and (not path.startswith("/") or path == "/api" or path.startswith("/api/")):
+        # Under /api it would be an operation of the public API, which the spec describes.
+        raise SettingsError(
+            f"IM_METRICS_PATH must be a path starting with / outside /api, got {path[:40]!r}"
+        )
+    if not 0 <= settings.metrics_port <= 65535:
+        raise SettingsError(
+            f"IM_METRICS_PORT must be a port (0: none), got {settings.metrics_port}"
+        )
+    if settings.log_format not in ("text", "json"):
+        raise SettingsError(f"IM_LOG_FORMAT must be text or json, got {settings.log_format[:20]!r}")
 
 
 def _parse(name: str, type_name: str, raw: str):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+from im_core import request_info
+
 
 class Error(enum.Enum):
     """(code, HTTP status, default info): one member per row of the spec's ErrorCode table."""
@@ -139,7 +141,13 @@ class ApiError(Exception):
         return self.error.status
 
     def body(self) -> dict:
-        return {"code": self.error.code, "info": self.info, **self.extra}
+        """The envelope; while a request is served, with its `request_id`."""
+        return {
+            "code": self.error.code,
+            "info": self.info,
+            **self.extra,
+            **request_info.envelope_fields(),
+        }
 
 
 def server_busy(retry_after: int) -> ApiError:

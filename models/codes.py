@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from pony.orm import TransactionIntegrityError, commit, db_session, rollback
 
+from im_core import metrics
 from im_core.config import current, now
 from im_core.errors import ApiError, Error, too_many_attempts
 from models import locks, mail, sessions, throttle
@@ -175,6 +176,7 @@ def _store(email: str, purpose: str, code: str) -> EmailCode:
     else:
         wait = (row.sent_at - moment).total_seconds() + settings.code_resend_after
         if wait > 0:
+            metrics.refused("code_resend")
             raise too_many_attempts(math.ceil(wait))
         row.set(**fields)
     try:
@@ -182,6 +184,7 @@ def _store(email: str, purpose: str, code: str) -> EmailCode:
     except TransactionIntegrityError:
         # A concurrent request stored a code for the same address and purpose first.
         rollback()
+        metrics.refused("code_resend")
         raise too_many_attempts(settings.code_resend_after) from None
     return row
 

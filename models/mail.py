@@ -24,12 +24,14 @@ import secrets
 import smtplib
 import ssl
 import threading
+import time
 from datetime import timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from im_core import metrics
 from im_core.config import Settings, now
 
 logger = logging.getLogger(__name__)
@@ -163,8 +165,19 @@ def deliver(settings: Settings, message: EmailMessage) -> None:
     """Send `message` as `settings.mail_url` says (see the module's docstring).
 
     Raises MailError when the mail server refuses the mail, does not answer within
-    `settings.mail_timeout`, or the URL is not valid; the reason is logged.
+    `settings.mail_timeout`, or the URL is not valid; the reason is logged. Each attempt is
+    timed in the metrics (`im_core.metrics.mail_sent`), by transport.
     """
+    started, failed = time.perf_counter(), True
+    try:
+        _deliver(settings, message)
+        failed = False
+    finally:
+        transport = "smtp" if settings.mail_url else "outbox"
+        metrics.mail_sent(transport, time.perf_counter() - started, failed)
+
+
+def _deliver(settings: Settings, message: EmailMessage) -> None:
     if not settings.mail_url:
         _write_to_outbox(settings.outbox_dir, message)
         return

@@ -31,6 +31,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.pool import NullPool
 
 from im_core.config import Settings
+from models.entities import db
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,13 @@ def check(settings: Settings) -> str:
         f"The database has {found}; this im-api needs version {HEAD}. Run `im-api migrate`, "
         "or set IM_MIGRATE_ON_START=true to upgrade when the server starts."
     )
+
+
+def version_in_use() -> str | None:
+    """The version recorded in the database Pony is bound to, read in the caller's
+    db_session (a readiness check: no engine of its own, the request's connection)."""
+    rows = db.select("SELECT version_num FROM alembic_version")
+    return rows[0] if rows else None
 
 
 def prepare(settings: Settings) -> Upgrade | None:

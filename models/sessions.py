@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pony.orm import select
 
-from im_core import security
+from im_core import request_info, security
 from im_core.config import current, now
 from im_core.errors import ApiError, Error
 from models import events, locks
@@ -23,6 +23,8 @@ def open_session(user: User) -> tuple[str, Session]:
         created_at=started,
         expires_at=started + timedelta(seconds=current().token_ttl),
     )
+    if user.id is not None:  # a user registered in this transaction has none until a flush
+        request_info.note_user(user.id)  # for the request's log line
     return security.issue_token(session.key), session
 
 
@@ -35,6 +37,7 @@ def active(token_info: dict) -> Session:
     session = Session.get(key=token_info["sub"])
     if session is None or session.expires_at <= now():
         raise ApiError(Error.INVALID_TOKEN)
+    request_info.note_user(session.user.id)  # for the request's log line
     return session
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from pony.orm import commit, delete, rollback, select
 
+from im_core import metrics
 from im_core.config import current, now, parse_limit
 from im_core.errors import too_many_attempts
 from models.entities import Throttle, db
@@ -63,18 +64,24 @@ def spend_all(limits: list[tuple[str, str]], amount: int = 1) -> None:
         if limit is not None:
             count, seconds = limit
             slot, ends, epoch = _window(seconds)
-            counted.append((_bucket(name, key), slot, ends, epoch, count))
+            counted.append((name, _bucket(name, key), slot, ends, epoch, count))
     if not counted:
         return
-    hits = _add_all([(bucket, slot, ends) for bucket, slot, ends, _, _ in counted], amount)
+    hits = _add_all([(bucket, slot, ends) for _, bucket, slot, ends, _, _ in counted], amount)
     if secrets.randbelow(100) == 0:  # now and then, forget the windows that are over
-        epoch = counted[0][3]
+        epoch = counted[0][4]
         delete(t for t in Throttle if t.expires < epoch)
     commit()
     rollback()
-    waits = [ends - epoch for (bucket, _, ends, epoch, count) in counted if hits[bucket] > count]
-    if waits:
-        raise too_many_attempts(max(waits))
+    refused = [
+        (name, ends - epoch)
+        for (name, bucket, _, ends, epoch, count) in counted
+        if hits[bucket] > count
+    ]
+    for name, _ in refused:
+        metrics.refused(name)
+    if refused:
+        raise too_many_attempts(max(wait for _, wait in refused))
 
 
 def spend_password(address: str, user_id: int) -> None:
@@ -109,6 +116,7 @@ def refuse_if_spent(name: str, key: str) -> None:
     bucket = _bucket(name, key)
     hits = select(t.hits for t in Throttle if t.bucket == bucket and t.slot == slot).first()
     if hits is not None and hits >= count:
+        metrics.refused(name)
         raise too_many_attempts(ends - epoch)
 
 

@@ -15,6 +15,7 @@ from pony.orm import (
     select,
 )
 
+from im_core import metrics
 from im_core.config import current, now
 from im_core.errors import ApiError, Error, too_many_attempts
 from models import contacts, groups, joins, locks, media, profiles, sessions
@@ -209,6 +210,7 @@ def _refuse_if_locked(user_id: int, max_failures: int, window: timedelta) -> Non
         return
     # Locked until the oldest failure that still counts leaves the window.
     unlock = recent[-max_failures] + window
+    metrics.refused("login_failures")
     raise too_many_attempts(math.ceil((unlock - now()).total_seconds()))
 
 

@@ -92,10 +92,10 @@ class FaultyProxy:
 
     Modes: "pass" forwards; "refuse" closes each new connection at once, and an open one
     at its next byte (the store is down); "stall" accepts and reads but never answers (the
-    store hangs), open connections included. `cut_after(n)`
-    forwards until `n` more bytes went towards the store (or, `towards_store=False`, came
-    back from it), then closes that connection; later ones pass. `upstream_bytes` counts
-    what the store sent back.
+    store hangs), open connections included. `cut_all()` closes the open connections at
+    once. `cut_after(n)` forwards until `n` more bytes went towards the store (or,
+    `towards_store=False`, came back from it), then closes that connection; later ones
+    pass. `upstream_bytes` counts what the store sent back.
     """
 
     def __init__(self, target_port: int):
@@ -116,6 +116,13 @@ class FaultyProxy:
         with self._lock:
             self._cut_left = count
             self._cut_towards_store = towards_store
+
+    def cut_all(self) -> None:
+        """Close every connection open now (new ones follow `mode`): a server gone at once,
+        not only at its next byte."""
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _close(sock)
 
     def _accept(self) -> None:
         while not self._stopped:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from envelope import error_body
 
 from im_core import security
 from im_core.config import Settings
@@ -24,7 +25,7 @@ def test_register_refuses_a_name_taken_in_another_case(client, auth):
     auth.register("alice")
     response = client.post("/api/user/register", json={"name": "ALICE", "password": "secret1"})
     assert response.status_code == 409
-    assert response.json() == {"code": 2001, "info": "Username duplicate"}
+    assert error_body(response) == {"code": 2001, "info": "Username duplicate"}
 
 
 def test_register_keeps_the_name_as_written(client, auth):
@@ -51,7 +52,7 @@ def test_any_password_of_6_to_128_characters_works(client, auth, password):
 def test_a_long_password_is_not_truncated(client, auth):
     auth.register("alice", "a" * 100)
     response = client.post("/api/user/login", json={"name": "alice", "password": "a" * 99 + "b"})
-    assert response.json() == {"code": 2004, "info": "Wrong Password"}
+    assert error_body(response) == {"code": 2004, "info": "Wrong Password"}
 
 
 def test_login_by_name_is_case_insensitive(client, auth):
@@ -62,14 +63,14 @@ def test_login_by_name_is_case_insensitive(client, auth):
 def test_login_with_an_unknown_name_says_username_not_found(client):
     response = client.post("/api/user/login", json={"name": "nobody", "password": "secret1"})
     assert response.status_code == 400
-    assert response.json() == {"code": 2003, "info": "Username not found"}
+    assert error_body(response) == {"code": 2003, "info": "Username not found"}
 
 
 def test_login_with_a_wrong_password_is_400_not_401(client, auth):
     auth.register("alice")
     response = client.post("/api/user/login", json={"name": "alice", "password": "wrong one"})
     assert response.status_code == 400
-    assert response.json() == {"code": 2004, "info": "Wrong Password"}
+    assert error_body(response) == {"code": 2004, "info": "Wrong Password"}
 
 
 def test_login_after_ten_failures_answers_429_until_the_window_passes(
@@ -146,7 +147,7 @@ def test_change_name_to_a_taken_name_is_409(client, auth):
     auth.new_user("bob")
     response = client.post("/api/user/change_name", headers=alice, json={"new_name": "Bob"})
     assert response.status_code == 409
-    assert response.json() == {"code": 2001, "info": "Username duplicate"}
+    assert error_body(response) == {"code": 2001, "info": "Username duplicate"}
 
 
 def test_change_name_to_another_case_of_ones_own_name_works(client, auth):
@@ -180,7 +181,7 @@ def test_change_password_with_a_wrong_old_password_changes_nothing(client, auth)
         headers=headers,
         json={"old_password": "not it at all", "new_password": "battery staple"},
     )
-    assert response.json() == {"code": 2004, "info": "Wrong Password"}
+    assert error_body(response) == {"code": 2004, "info": "Wrong Password"}
     assert client.get("/api/user/me", headers=headers).status_code == 200
     assert auth.login("alice", "correct horse")
 
@@ -191,7 +192,7 @@ def test_logout_ends_only_that_session(client, auth):
     assert client.post("/api/user/logout", headers=first).json() == SUCCEED
     response = client.get("/api/user/me", headers=first)
     assert response.status_code == 401
-    assert response.json() == {"code": 1004, "info": "Invalid or expired token"}
+    assert error_body(response) == {"code": 1004, "info": "Invalid or expired token"}
     assert client.get("/api/user/me", headers=second).status_code == 200
 
 
@@ -200,7 +201,7 @@ def test_cancel_account_needs_the_password(client, auth):
     response = client.post(
         "/api/user/cancel_account", headers=headers, json={"password": "wrong one"}
     )
-    assert response.json() == {"code": 2004, "info": "Wrong Password"}
+    assert error_body(response) == {"code": 2004, "info": "Wrong Password"}
     assert client.get("/api/user/me", headers=headers).status_code == 200
 
 
@@ -213,12 +214,9 @@ def test_cancel_account_ends_every_session_and_frees_the_name(client, auth):
     assert response.json() == SUCCEED
     assert client.get("/api/user/me", headers=first).status_code == 401
     assert client.get("/api/user/me", headers=second).status_code == 401
-    assert client.post(
-        "/api/user/login", json={"name": "alice", "password": "correct horse"}
-    ).json() == {
-        "code": 2003,
-        "info": "Username not found",
-    }
+    assert error_body(
+        client.post("/api/user/login", json={"name": "alice", "password": "correct horse"})
+    ) == {"code": 2003, "info": "Username not found"}
     assert auth.register("alice", "another pass")
 
 
@@ -235,7 +233,7 @@ def test_a_token_signed_with_another_key_is_refused(client, auth):
     forged = security.issue_token("any session")
     response = client.get("/api/user/me", headers=auth.header(forged))
     assert response.status_code == 401
-    assert response.json() == {"code": 1004, "info": "Invalid or expired token"}
+    assert error_body(response) == {"code": 1004, "info": "Invalid or expired token"}
 
 
 OLD_KEY, NEW_KEY = "old key " * 5, "new key " * 5

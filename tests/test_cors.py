@@ -10,6 +10,7 @@ import dataclasses
 import io
 
 import pytest
+from envelope import error_body
 from PIL import Image
 
 from im_api.app import create_app
@@ -53,7 +54,7 @@ def test_preflight_from_another_origin_is_refused_in_the_envelope(cors_client):
         "/api/user/login", headers={**PREFLIGHT, "Origin": "http://evil.example"}
     )
     assert response.status_code == 400
-    assert response.json() == {"code": 1001, "info": "Invalid request: Disallowed CORS origin"}
+    assert error_body(response) == {"code": 1001, "info": "Invalid request: Disallowed CORS origin"}
     assert "access-control-allow-origin" not in response.headers
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from envelope import error_body
 
 from im_core.config import Settings, SettingsError
 from models import notices
@@ -32,11 +33,11 @@ def test_with_direct_chats_open_to_anyone_strangers_chat_until_one_blocks(client
     blocked = client.put(f"/api/blocks/{bob['user']['id']}", headers=as_alice)
     assert blocked.status_code == 201, blocked.text
     refused = client.post(f"/api/groups/{chat}/messages", json={"text": "?"}, headers=as_bob)
-    assert (refused.status_code, refused.json()) == (403, NOT_ACCEPTED)
+    assert (refused.status_code, error_body(refused)) == (403, NOT_ACCEPTED)
     carol = auth.register("carol")
     client.put(f"/api/blocks/{carol['user']['id']}", headers=as_alice)
     new_chat = client.put(f"/api/direct/{alice['user']['id']}", headers=auth.header(carol["token"]))
-    assert (new_chat.status_code, new_chat.json()) == (403, NOT_ACCEPTED)
+    assert (new_chat.status_code, error_body(new_chat)) == (403, NOT_ACCEPTED)
 
 
 def test_a_cancelled_peer_is_refused_as_not_accepting_where_chats_are_open(client, auth):
@@ -50,7 +51,7 @@ def test_a_cancelled_peer_is_refused_as_not_accepting_where_chats_are_open(clien
     )
     assert cancelled.status_code == 200, cancelled.text
     refused = client.post(f"/api/groups/{chat}/messages", json={"text": "?"}, headers=as_alice)
-    assert (refused.status_code, refused.json()) == (403, NOT_ACCEPTED)
+    assert (refused.status_code, error_body(refused)) == (403, NOT_ACCEPTED)
 
 
 def test_only_the_newest_notices_are_kept_and_ready_says_when_some_were_dropped(

@@ -11,6 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from envelope import error_body
 from test_mail import SmtpServer, parse, read_code, start_smtp
 
 from im_core.config import Settings
@@ -110,7 +111,7 @@ def test_register_with_an_email_but_no_code_is_refused_naming_the_code(api):
     before any code is looked at, saying which field is missing."""
     response = api.register("alice", "alice@example.com", None)
     assert response.status_code == 400
-    assert response.json() == {
+    assert error_body(response) == {
         "code": 1001,
         "info": "Invalid request: 'security_code' is a required property",
     }
@@ -121,7 +122,7 @@ def test_register_with_a_code_but_no_email_is_refused_naming_the_email(api):
         "register", {"name": "alice", "password": "correct horse", "security_code": "123456"}
     )
     assert response.status_code == 400
-    assert response.json() == {
+    assert error_body(response) == {
         "code": 1001,
         "info": "Invalid request: 'email' is a required property",
     }
@@ -131,7 +132,7 @@ def test_register_code_for_a_taken_address_is_a_conflict_and_sends_nothing(api, 
     api.new_user("alice", "alice@example.com")
     response = api.ask_code("Alice@Example.com", "register")
     assert response.status_code == 409
-    assert response.json() == EMAIL_EXISTS
+    assert error_body(response) == EMAIL_EXISTS
     assert len(smtp.mails) == 1  # the first registration's
 
 
@@ -147,7 +148,7 @@ def test_register_code_survives_a_taken_name(api):
     code = api.code("bob@example.com", "register")
     taken = api.register("alice", "bob@example.com", code)
     assert taken.status_code == 409
-    assert taken.json() == {"code": 2001, "info": "Username duplicate"}
+    assert error_body(taken) == {"code": 2001, "info": "Username duplicate"}
     assert api.register("bob", "bob@example.com", code).status_code == 200
 
 
@@ -180,7 +181,7 @@ def test_login_code_for_unknown_address_sends_nothing(api, smtp):
         api.ask_code("nobody@example.com", "login"),
     )
     assert known.status_code == unknown.status_code == 429
-    assert unknown.json() == known.json()
+    assert error_body(unknown) == error_body(known)
     assert unknown.headers["Retry-After"] == known.headers["Retry-After"]
 
 
@@ -189,13 +190,13 @@ def test_login_code_for_unknown_address_is_a_wrong_code(api):
     for code in ("000000", "123456", "999999"):
         response = api.login("nobody@example.com", code)
         assert response.status_code == 400
-        assert response.json() == WRONG_CODE
+        assert error_body(response) == WRONG_CODE
 
 
 def test_login_without_any_code_sent_is_a_wrong_code(api):
     api.new_user("alice", "alice@example.com")
     response = api.login("alice@example.com", "123456")
-    assert (response.status_code, response.json()) == (400, WRONG_CODE)
+    assert (response.status_code, error_body(response)) == (400, WRONG_CODE)
 
 
 # --- change_email -------------------------------------------------------------------------
@@ -218,7 +219,7 @@ def test_change_email_with_the_code_sent_to_the_new_address(api, smtp, clock):
 def test_change_email_code_needs_a_token(api, smtp):
     response = api.ask_code("alice@example.org", "change_email")
     assert response.status_code == 401
-    assert response.json() == {"code": 1003, "info": "Missing token"}
+    assert error_body(response) == {"code": 1003, "info": "Missing token"}
     assert smtp.mails == []
 
 
@@ -227,7 +228,7 @@ def test_change_email_code_with_an_ended_session_is_refused(api, smtp):
     assert api.post("logout", {}, token).status_code == 200
     response = api.ask_code("alice@example.org", "change_email", token)
     assert response.status_code == 401
-    assert response.json() == {"code": 1004, "info": "Invalid or expired token"}
+    assert error_body(response) == {"code": 1004, "info": "Invalid or expired token"}
     assert smtp.to("alice@example.org") == []
 
 
@@ -236,7 +237,7 @@ def test_change_email_code_for_another_accounts_address_is_a_conflict(api, smtp)
     token = api.new_user("alice", "alice@example.com")
     response = api.ask_code("bob@example.com", "change_email", token)
     assert response.status_code == 409
-    assert response.json() == EMAIL_EXISTS
+    assert error_body(response) == EMAIL_EXISTS
     assert len(smtp.to("bob@example.com")) == 1  # bob's registration only
 
 
@@ -245,7 +246,7 @@ def test_change_email_to_an_address_taken_meanwhile_keeps_the_code(api):
     code = api.code("shared@example.com", "change_email", token)
     bob = api.new_user("bob", "shared@example.com")
     taken = api.change_email(token, "shared@example.com", code)
-    assert (taken.status_code, taken.json()) == (409, EMAIL_EXISTS)
+    assert (taken.status_code, error_body(taken)) == (409, EMAIL_EXISTS)
     # Once bob moves away from the address, the same code still works.
     bobs_code = api.code("bob@example.com", "change_email", bob)
     assert api.change_email(bob, "bob@example.com", bobs_code).status_code == 200
@@ -258,7 +259,7 @@ def test_change_email_to_an_address_taken_meanwhile_keeps_the_code(api):
 def test_wrong_code_is_refused_and_the_right_one_still_works(api):
     code = api.code("alice@example.com", "register")
     wrong = api.register("alice", "alice@example.com", other_code(code))
-    assert (wrong.status_code, wrong.json()) == (400, WRONG_CODE)
+    assert (wrong.status_code, error_body(wrong)) == (400, WRONG_CODE)
     assert api.register("alice", "alice@example.com", code).status_code == 200
 
 
@@ -267,10 +268,10 @@ def test_code_works_only_once(api):
     code = api.code("alice@example.com", "login")
     assert api.login("alice@example.com", code).status_code == 200
     again = api.login("alice@example.com", code)
-    assert (again.status_code, again.json()) == (400, CODE_USED)
+    assert (again.status_code, error_body(again)) == (400, CODE_USED)
     # Whoever does not hold the used code hears only that theirs is wrong.
     guess = api.login("alice@example.com", other_code(code))
-    assert (guess.status_code, guess.json()) == (400, WRONG_CODE)
+    assert (guess.status_code, error_body(guess)) == (400, WRONG_CODE)
 
 
 def test_sixth_try_finds_the_code_ended_after_five_wrong_ones(api):
@@ -278,9 +279,9 @@ def test_sixth_try_finds_the_code_ended_after_five_wrong_ones(api):
     code = api.code("alice@example.com", "login")
     for _ in range(5):
         wrong = api.login("alice@example.com", other_code(code))
-        assert (wrong.status_code, wrong.json()) == (400, WRONG_CODE)
+        assert (wrong.status_code, error_body(wrong)) == (400, WRONG_CODE)
     sixth = api.login("alice@example.com", code)
-    assert (sixth.status_code, sixth.json()) == (400, CODE_TRIES_EXHAUSTED)
+    assert (sixth.status_code, error_body(sixth)) == (400, CODE_TRIES_EXHAUSTED)
 
 
 def test_guesses_at_one_address_are_bounded_across_new_codes(api, clock, settings):
@@ -293,7 +294,7 @@ def test_guesses_at_one_address_are_bounded_across_new_codes(api, clock, setting
         code = api.code("alice@example.com", "login")
         for _ in range(5):
             wrong = api.login("alice@example.com", other_code(code))
-            assert (wrong.status_code, wrong.json()) == (400, WRONG_CODE)
+            assert (wrong.status_code, error_body(wrong)) == (400, WRONG_CODE)
     clock.advance(seconds=61)
     code = api.code("alice@example.com", "login")
 
@@ -314,7 +315,7 @@ def test_guesses_for_an_address_without_an_account_are_bounded_alike(api, clock)
         clock.advance(seconds=61)
         api.ask_code("nobody@example.com", "login")
         for code in ("000001", "000002", "000003", "000004", "000005"):
-            assert api.login("nobody@example.com", code).json() == WRONG_CODE
+            assert error_body(api.login("nobody@example.com", code)) == WRONG_CODE
     clock.advance(seconds=61)
     api.ask_code("nobody@example.com", "login")
 
@@ -333,7 +334,7 @@ def test_wrong_tries_count_even_though_each_ends_in_an_error(api, clock):
     code = api.code("alice@example.com", "login")
     for _ in range(5):
         api.login("alice@example.com", other_code(code))
-    assert api.login("alice@example.com", code).json() == CODE_TRIES_EXHAUSTED
+    assert error_body(api.login("alice@example.com", code)) == CODE_TRIES_EXHAUSTED
 
 
 def test_code_expires_after_ten_minutes(api, clock):
@@ -341,7 +342,7 @@ def test_code_expires_after_ten_minutes(api, clock):
     code = api.code("alice@example.com", "login")
     clock.advance(minutes=11)
     expired = api.login("alice@example.com", code)
-    assert (expired.status_code, expired.json()) == (400, CODE_EXPIRED)
+    assert (expired.status_code, error_body(expired)) == (400, CODE_EXPIRED)
 
 
 def test_code_still_works_just_before_ten_minutes(api, clock):
@@ -365,14 +366,14 @@ def test_code_for_another_purpose_is_a_wrong_code(api, asked_for, used_for):
         response = api.register("bob", address, code)
     else:
         response = api.change_email(token, address, code)
-    assert (response.status_code, response.json()) == (400, WRONG_CODE)
+    assert (response.status_code, error_body(response)) == (400, WRONG_CODE)
 
 
 def test_code_for_another_address_is_a_wrong_code(api):
     code = api.code("alice@example.com", "register")
     api.ask_code("bob@example.com", "register")
     response = api.register("bob", "bob@example.com", code)
-    assert (response.status_code, response.json()) == (400, WRONG_CODE)
+    assert (response.status_code, error_body(response)) == (400, WRONG_CODE)
 
 
 # --- asking again -------------------------------------------------------------------------
@@ -384,7 +385,7 @@ def test_second_code_within_a_minute_is_refused_with_retry_after(api, smtp, cloc
     again = api.ask_code("alice@example.com", "register")
     assert again.status_code == 429
     assert again.headers["Retry-After"] == "40"
-    assert again.json() == {
+    assert error_body(again) == {
         "code": 1009,
         "info": "Too many attempts, retry in 40 s",
         "retry_after": 40,
@@ -399,7 +400,7 @@ def test_second_code_within_a_minute_is_refused_with_retry_after(api, smtp, cloc
     # The new code replaces the first one.
     if second != first:
         stale = api.register("alice", "alice@example.com", first)
-        assert (stale.status_code, stale.json()) == (400, WRONG_CODE)
+        assert (stale.status_code, error_body(stale)) == (400, WRONG_CODE)
     assert api.register("alice", "alice@example.com", second).status_code == 200
 
 
@@ -431,10 +432,10 @@ def test_mail_server_refusing_the_mail_is_503_and_the_code_is_not_usable(api, sm
     smtp.sink.reply = "554 5.7.1 Message rejected"
     response = api.ask_code("alice@example.com", "register")
     assert response.status_code == 503
-    assert response.json() == {"code": 1012, "info": "The mail server refused the mail"}
+    assert error_body(response) == {"code": 1012, "info": "The mail server refused the mail"}
     code = read_code(smtp.sink.refused[-1])
     refused = api.register("alice", "alice@example.com", code)
-    assert (refused.status_code, refused.json()) == (400, WRONG_CODE)
+    assert (refused.status_code, error_body(refused)) == (400, WRONG_CODE)
 
     # Nothing was kept, so a new code can be asked at once.
     smtp.sink.reply = None
@@ -447,7 +448,7 @@ def test_unreachable_mail_server_is_503(api, settings):
         settings.mail_url = f"smtp://127.0.0.1:{probe.getsockname()[1]}"
     response = api.ask_code("alice@example.com", "register")
     assert response.status_code == 503
-    assert response.json() == {"code": 1012, "info": "The mail server did not answer"}
+    assert error_body(response) == {"code": 1012, "info": "The mail server did not answer"}
     assert api.ask_code("alice@example.com", "register").status_code == 503  # not 429
 
 
@@ -464,10 +465,10 @@ def test_silent_mail_server_is_503_after_the_timeout_and_the_code_is_not_usable(
         settings.mail_url = f"smtp://127.0.0.1:{listener.getsockname()[1]}"
         response = api.ask_code("alice@example.org", "change_email", token)
     assert response.status_code == 503
-    assert response.json() == {"code": 1012, "info": "The mail server did not answer"}
+    assert error_body(response) == {"code": 1012, "info": "The mail server did not answer"}
     # The code the new one was to replace is gone too: no code is left for the address.
     stale = api.change_email(token, "alice@example.org", first)
-    assert (stale.status_code, stale.json()) == (400, WRONG_CODE)
+    assert (stale.status_code, error_body(stale)) == (400, WRONG_CODE)
 
 
 def test_a_login_code_is_mailed_after_the_answer_and_forgotten_if_the_mail_fails(
@@ -488,7 +489,7 @@ def test_a_login_code_is_mailed_after_the_answer_and_forgotten_if_the_mail_fails
         mail.wait_for_deliveries()
     assert (response.status_code, response.json()) == (200, CODE_SENT)
     stale = api.login("alice@example.com", first)
-    assert (stale.status_code, stale.json()) == (400, WRONG_CODE)
+    assert (stale.status_code, error_body(stale)) == (400, WRONG_CODE)
 
     settings.mail_url = smtp.url
     assert api.login("alice@example.com", api.code("alice@example.com", "login")).status_code == 200
@@ -526,7 +527,8 @@ def _at_once(app, count: int, body_for, path: str = "login") -> list:
         with app.test_client() as own_client:
             barrier.wait()
             response = own_client.post(f"/api/user/{path}", json=body_for(index))
-            return response.status_code, response.json()
+            body = error_body(response) if response.status_code >= 400 else response.json()
+            return response.status_code, body
 
     with ThreadPoolExecutor(count) as pool:
         return list(pool.map(attempt, range(count)))
@@ -549,7 +551,7 @@ def test_wrong_codes_at_the_same_time_still_end_the_code_after_five(app, api):
     bodies = [body for _, body in results]
     assert bodies.count(WRONG_CODE) == 5, results
     assert bodies.count(CODE_TRIES_EXHAUSTED) == 7, results
-    assert api.login("alice@example.com", code).json() == CODE_TRIES_EXHAUSTED
+    assert error_body(api.login("alice@example.com", code)) == CODE_TRIES_EXHAUSTED
 
 
 def test_codes_asked_at_the_same_time_send_one_mail(app, api, smtp):

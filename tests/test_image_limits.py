@@ -56,7 +56,7 @@ def upload_image(client, headers, group_id, content, kind="image"):
 def assert_refused(response, code: int) -> str:
     assert response.status_code == 400, response.text
     body = response.json()
-    assert set(body) == {"code", "info"} and body["code"] == code, body
+    assert set(body) == {"code", "info", "request_id"} and body["code"] == code, body
     return body["info"]
 
 

@@ -45,7 +45,7 @@ def assert_error(response, status: int, code: int) -> dict:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["code"] == code, body
-    assert set(body) == {"code", "info"}
+    assert set(body) == {"code", "info", "request_id"}
     return body
 
 

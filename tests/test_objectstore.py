@@ -79,7 +79,7 @@ def sha(content: bytes) -> str:
 def assert_store_unavailable(response) -> None:
     assert response.status_code == 503, response.text
     body = response.json()
-    assert set(body) == {"code", "info"} and body["code"] == STORE_UNAVAILABLE, body
+    assert set(body) == {"code", "info", "request_id"} and body["code"] == STORE_UNAVAILABLE, body
 
 
 def rows() -> tuple[int, int]:

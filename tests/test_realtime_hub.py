@@ -49,7 +49,7 @@ class RecordingSocket:
     def loaded(self, groups) -> None:
         pass
 
-    def deliver(self, event, text) -> None:
+    def deliver(self, event, text, committed_at=None) -> None:
         if event.kind == "message.created":
             self.got.append(text)
 

@@ -47,7 +47,7 @@ def register(client, name, address=None):
 def assert_too_many(response, retry_after: int | None = None) -> int:
     assert response.status_code == 429, response.text
     body = response.json()
-    assert set(body) == {"code", "info", "retry_after"} and body["code"] == 1009
+    assert set(body) == {"code", "info", "retry_after", "request_id"} and body["code"] == 1009
     assert response.headers["Retry-After"] == str(body["retry_after"])
     if retry_after is not None:
         assert body["retry_after"] == retry_after

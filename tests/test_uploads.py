@@ -84,7 +84,7 @@ def test_a_bad_multipart_body_is_refused_in_the_envelope_and_leaves_no_spool(
     response = post_raw(client, alice, group_id, body, content_type)
     assert response.status_code == status, response.text
     assert response.json()["code"] == code
-    assert set(response.json()) == {"code", "info"}
+    assert set(response.json()) == {"code", "info", "request_id"}
     assert spools(settings) == []
 
 

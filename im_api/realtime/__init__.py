@@ -20,7 +20,7 @@ from im_api.realtime.connection import Connection
 from im_api.realtime.hub import Hub
 from im_api.realtime.protocol import Auth, BadFrame, Ping, Sync
 from im_api.realtime.sources import LocalEvents, PostgresListener
-from im_core import security
+from im_core import metrics, security
 from im_core.config import Settings
 from im_core.errors import ApiError, Error
 
@@ -147,6 +147,7 @@ class Realtime:
             seconds_left, conn.close, protocol.NOT_AUTHENTICATED
         )
         reader = asyncio.ensure_future(asyncio.sleep(0))  # replaced once the socket is loaded
+        metrics.open_sockets.inc()
         try:
             groups = await self.store.run(store.groups_of, session_id, user_id)
             if groups is None:  # the session ended while the socket was being set up
@@ -158,6 +159,7 @@ class Realtime:
             reader = asyncio.ensure_future(self._read(conn, receive, rate))
             await asyncio.wait({reader, conn.task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            metrics.open_sockets.dec()
             expiry.cancel()
             self.hub.remove(conn)
             for task in (reader, conn.task):
@@ -214,6 +216,7 @@ class Realtime:
             if conn.closing is not None:
                 continue
             if not rate.allow():
+                metrics.refused("ws_frame_rate")
                 conn.close(protocol.TOO_MANY_FRAMES)
             elif self._too_large(message):
                 conn.close(protocol.TOO_LARGE)

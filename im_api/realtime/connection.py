@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 
 from im_api.realtime import protocol, store
 from im_api.realtime.protocol import Sync
+from im_core import metrics
 from models.frames import dumps, session_ended
 
 logger = logging.getLogger(__name__)
@@ -40,14 +42,15 @@ class Connection:
         # Seconds the last frame and the close frame may wait for a client that is not
         # reading (they go after what its connection holds already); then it is dropped.
         self.close_wait = close_wait
-        # Live frames: (group id or None, seq or 0, text). Held until the first `sync`.
-        self.queue: deque[tuple[int | None, int, str]] = deque()
+        # Live frames: (group id or None, seq or 0, text, commit time of a message or None).
+        # Held until the first `sync`.
+        self.queue: deque[tuple[int | None, int, str, float | None]] = deque()
         # Answers to the client's own frames (pong, error): sent even before the first sync.
         self.replies: deque[str] = deque()
         # The groups whose events reach this socket; None until read from the database,
         # events meanwhile are kept in `early` and applied on top of what was read.
         self.groups: set[int] | None = None
-        self.early: list[tuple[object, str | None]] = []
+        self.early: list[tuple[object, str | None, float | None]] = []
         self.sent: dict[int, int] = {}  # group id (or NOTICES) -> highest seq sent on it
         self.synced = False
         # Whether the client asked for notices (`notices` in its sync): a client of the
@@ -60,6 +63,10 @@ class Connection:
         self.closed = asyncio.Event()  # the close frame went out (or the client went)
         self.wake = asyncio.Event()
         self.sending = False
+        # Counted into the metrics when the queue empties, in one call each: a call costs a
+        # few microseconds in multiprocess mode, a frame's whole fan-out a few tens.
+        self.frames_sent = 0
+        self.lag: float | None = None  # of the last live frame sent since the last count
         self.task: asyncio.Task | None = None
         self.hub = None  # set by Hub.add
 
@@ -73,23 +80,25 @@ class Connection:
         events that came meanwhile apply on top, in their order."""
         self.groups = set(groups)
         early, self.early = self.early, []
-        for event, text in early:
-            self.deliver(event, text)
+        for event, text, committed_at in early:
+            self.deliver(event, text, committed_at)
 
-    def deliver(self, event, text) -> None:
+    def deliver(self, event, text, committed_at: float | None = None) -> None:
         """A live event, with its frame text (None when there is no frame to send; for a
-        `read` event the pair of texts for its member's own sockets and for the others)."""
+        `read` event the pair of texts for its member's own sockets and for the others; for
+        a changed message its frame and who deleted it) and, for a message, when its commit
+        reached this process (`time.monotonic()`)."""
         if self.closing is not None:
             return
         if self.groups is None:
-            self.early.append((event, text))
+            self.early.append((event, text, committed_at))
             if len(self.early) > self.queue_size:
-                self.close(protocol.RESUME)
+                self._overflow()
             return
         kind = event.kind
         if kind == "message.created":
             if event.group_id in self.groups:
-                self._push(event.group_id, event.seq, text)
+                self._push(event.group_id, event.seq, text, committed_at)
         elif kind == "member.added":
             if event.user_id == self.user_id and event.group_id not in self.groups:
                 self.groups.add(event.group_id)
@@ -143,9 +152,7 @@ class Connection:
         if self.closing is not None:
             return
         self.closing = (code, last_frame)
-        self.queue.clear()
-        self.replies.clear()
-        self.early.clear()
+        self._drop("closed")
         self.sync_requests.clear()
         if self.hub is not None:
             self.hub.remove(self)
@@ -156,15 +163,31 @@ class Connection:
 
     # --- The sending task -------------------------------------------------------------------
 
-    def _push(self, group_id: int | None, seq: int, text: str) -> None:
+    def _push(self, group_id: int | None, seq: int, text: str, committed_at=None) -> None:
         if len(self.queue) >= self.queue_size:
-            # The client does not keep up: closing keeps the server's memory flat, and the
-            # client resumes from where it is.
-            self.close(protocol.RESUME)
+            self.queue.append((group_id, seq, text, committed_at))  # dropped with the rest
+            self._overflow()
             return
-        self.queue.append((group_id, seq, text))
+        self.queue.append((group_id, seq, text, committed_at))
         if self.synced:
             self.wake.set()
+
+    def _overflow(self) -> None:
+        """The client does not keep up: closing keeps the server's memory flat, and the
+        client resumes from where it is."""
+        metrics.refused("ws_queue")
+        self._drop("slow_client")
+        self.close(protocol.RESUME)
+
+    def _drop(self, reason: str) -> None:
+        """Forget the frames not sent yet, counting them as dropped for `reason`."""
+        dropped = len(self.queue) + len(self.replies)
+        dropped += sum(1 for _, text, _ in self.early if text is not None)
+        if dropped:
+            metrics.frames_dropped.labels(reason).inc(dropped)
+        self.queue.clear()
+        self.replies.clear()
+        self.early.clear()
 
     def _leave(self, group_id: int) -> None:
         self.groups.discard(group_id)
@@ -174,11 +197,14 @@ class Connection:
         try:
             await self._pump()
         except asyncio.CancelledError:
+            self._count_sent()
             if self.closing is None:
                 raise  # the endpoint is done with the socket
             _uncancel()
         except ClientGone as gone:  # nothing to send any more
             logger.debug("socket of user %s: %r", self.user_id, gone.__cause__)
+            self._count_sent()
+            self._drop("closed")
             self.closing = self.closing or (protocol.RESUME, None)
             self.closed.set()
             if self.hub is not None:
@@ -188,6 +214,7 @@ class Connection:
             # Not the client's doing (the database, most likely): it comes back and resumes.
             logger.warning("Realtime socket of user %s failed: %r", self.user_id, error)
             self.close(protocol.RESUME)
+        self._count_sent()
         await self._send_close()
 
     async def _pump(self) -> None:
@@ -197,7 +224,7 @@ class Connection:
             elif self.sync_requests:
                 await self._replay(self.sync_requests.popleft())
             elif self.synced and self.queue:
-                group_id, seq, text = self.queue.popleft()
+                group_id, seq, text, committed_at = self.queue.popleft()
                 if group_id == NOTICES and not self.wants_notices:
                     continue
                 if group_id == CHANGES:
@@ -211,9 +238,22 @@ class Connection:
                         continue  # replayed already
                     self.sent[group_id] = seq
                 await self._send(text)
+                if committed_at is not None:
+                    self.lag = time.monotonic() - committed_at
             else:
+                self._count_sent()
                 self.wake.clear()
                 await self.wake.wait()
+
+    def _count_sent(self) -> None:
+        """Into the metrics, what was sent since the last count: the frames, and the fan-out
+        lag of the last live frame (the largest of a burst, the queue being in order)."""
+        if self.frames_sent:
+            metrics.frames_sent.inc(self.frames_sent)
+            self.frames_sent = 0
+        if self.lag is not None:
+            metrics.fanout_lag.observe(self.lag)
+            self.lag = None
 
     async def _replay(self, request: Sync) -> None:
         """The user's notices after the client's (if it asked for them), then every message
@@ -322,6 +362,7 @@ class Connection:
             raise ClientGone() from error
         finally:
             self.sending = False
+        self.frames_sent += 1
 
     async def _send_close(self) -> None:
         try:
@@ -335,6 +376,7 @@ class Connection:
         code, last_frame = self.closing
         if last_frame is not None:
             await self._send_asgi({"type": "websocket.send", "text": last_frame})
+            metrics.frames_sent.inc()
         await self._send_asgi(
             {"type": "websocket.close", "code": code, "reason": protocol.REASONS[code]}
         )

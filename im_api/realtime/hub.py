@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -97,15 +98,17 @@ class Hub:
 
     # --- Events -----------------------------------------------------------------------------
 
-    def post(self, event) -> None:
-        """An event committed in the database (called on the event loop)."""
+    def post(self, event, committed_at: float | None = None) -> None:
+        """An event committed in the database (called on the event loop), with the moment
+        (`time.monotonic()`) its commit reached this process: now, unless the committing
+        thread says when (SQLite)."""
         if len(self.pending) >= MAX_PENDING:
             logger.warning("Realtime events backed up: every socket is closed to resume")
             self.pending.clear()
             self.reset()
             self.close_all(protocol.RESUME)
             return
-        self.pending.append(event)
+        self.pending.append((committed_at or time.monotonic(), event))
         self.wake.set()
 
     def lost(self) -> None:
@@ -144,30 +147,32 @@ class Hub:
                     self.close_all(protocol.RESUME)
 
     async def _dispatch(self, batch: list) -> None:
-        spans = self._spans(batch)
+        """A batch of (commit time, event), in commit order."""
+        events = [event for _, event in batch]
+        spans = self._spans(events)
         members = {
             (e.group_id, e.user_id)
-            for e in batch
+            for e in events
             if e.kind == "member.added" and self._heard(e.group_id, e.user_id)
         }
         # Notices to read (PostgreSQL: a notification carries no frame): of users heard here.
         wanted = {
             (e.user_id, e.seq)
-            for e in batch
+            for e in events
             if e.kind == "notice" and e.frame is None and self._user_heard(e.user_id)
         }
         # Changed messages: who deleted each for themselves is read (and on PostgreSQL the
         # frame), for the groups heard here.
         changed = {
             (e.group_id, e.seq): e.frame
-            for e in batch
+            for e in events
             if e.kind == "message.updated" and self._heard(e.group_id)
         }
         # Changed groups (PostgreSQL: a notification carries no frame): their state now, once
         # per group however many changes the batch has.
         states = {
             e.group_id
-            for e in batch
+            for e in events
             if e.kind == "group.updated" and e.frame is None and self._heard(e.group_id)
         }
         found = store.Batch()
@@ -176,14 +181,14 @@ class Hub:
                 store.batch_frames, spans, members, wanted, changed, states
             )
         touched = set()
-        for event in batch:
+        for committed_at, event in batch:
             kind = event.kind
             if kind == "message.created":
                 touched.add(event.group_id)
                 frames = found.messages.get(event.group_id)
                 if frames is None:  # nothing read: the event's own frame, if it has one
                     frames = ((event.seq, event.frame),) if event.frame is not None else ()
-                self._message(event, frames)
+                self._message(event, frames, committed_at)
             elif kind == "message.updated":
                 text, hidden = found.updates.get((event.group_id, event.seq), (None, ()))
                 if text is not None:
@@ -249,7 +254,7 @@ class Hub:
             spans[group_id] = (max(low, high - MAX_SPAN), high)
         return spans
 
-    def _message(self, event, frames) -> None:
+    def _message(self, event, frames, committed_at: float) -> None:
         group_id = event.group_id
         last = self.last_seq.get(group_id, event.seq - 1)
         if event.seq <= last:
@@ -262,7 +267,7 @@ class Hub:
             if last < seq <= event.seq:
                 live = event if seq == event.seq else Live(group_id, seq)
                 for conn in targets:
-                    conn.deliver(live, text)
+                    conn.deliver(live, text, committed_at)
 
     def _read(self, event) -> None:
         """A member's new read position: with their counts to their own sockets (badges agree

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
+from im_core import metrics
 from models import events
 
 logger = logging.getLogger(__name__)
@@ -31,20 +33,23 @@ class LocalEvents:
         loop = asyncio.get_running_loop()
 
         def callback(event) -> None:
-            # Called on the thread that committed: hand the event to the loop.
+            # Called on the thread that committed, right after the commit: hand the event
+            # to the loop, with the time of the commit (its fan-out lag starts there).
             # RuntimeError: the loop is closed, this app stopped serving.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self.hub.post, event)
+                loop.call_soon_threadsafe(self.hub.post, event, time.monotonic())
 
         self.callback = callback
         events.subscribe(callback)
         self.ready.set()
+        metrics.listener_up.set(1)
 
     async def stop(self) -> None:
         if self.callback is not None:
             events.unsubscribe(self.callback)
             self.callback = None
         self.ready.clear()
+        metrics.listener_up.set(0)
 
 
 class PostgresListener:
@@ -57,6 +62,7 @@ class PostgresListener:
         self.url = url
         self.ready = asyncio.Event()
         self.task: asyncio.Task | None = None
+        self.connections = 0  # made so far: each after the first is a reconnect
 
     async def start(self) -> None:
         if self.task is None:
@@ -68,6 +74,7 @@ class PostgresListener:
             await asyncio.gather(self.task, return_exceptions=True)
             self.task = None
         self.ready.clear()
+        metrics.listener_up.set(0)
 
     async def _run(self) -> None:
         import asyncpg
@@ -89,6 +96,7 @@ class PostgresListener:
                 logger.debug("LISTEN connection: %r", error)
             finally:
                 self.ready.clear()
+                metrics.listener_up.set(0)
                 connection.terminate()
             logger.warning("Realtime lost its LISTEN connection: this worker's sockets resume")
             self.hub.lost()
@@ -99,6 +107,10 @@ class PostgresListener:
         connection.add_termination_listener(lambda _connection: lost.set())
         await connection.add_listener(events.CHANNEL, self._notified)
         self.ready.set()
+        metrics.listener_up.set(1)
+        if self.connections:
+            metrics.listener_reconnects.inc()
+        self.connections += 1
         while not lost.is_set():
             try:
                 await asyncio.wait_for(lost.wait(), CHECK_EVERY)

@@ -66,6 +66,10 @@ class Store(Protocol):
         (MEDIA_STORE_UNAVAILABLE) is raised here, before any response has started.
         """
 
+    def unreachable(self, timeout: float) -> str | None:
+        """Why the store cannot be used now, in a few words; None when it can (a readiness
+        check, answered within about `timeout` seconds)."""
+
 
 _stores: dict[tuple, Store] = {}
 _lock = threading.Lock()

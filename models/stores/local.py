@@ -46,6 +46,13 @@ class LocalStore:
     def exists(self, sha256: str) -> bool:
         return self.path_of(sha256).is_file()
 
+    def unreachable(self, timeout: float) -> str | None:
+        if not self.folder.is_dir():
+            return "the media folder is not there"
+        if not os.access(self.folder, os.W_OK | os.X_OK):
+            return "the media folder cannot be written"
+        return None
+
     def open(self, sha256: str, start: int, length: int) -> FileChunks:
         try:
             return FileChunks(self.path_of(sha256), start, length)

@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import re
 import threading
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +32,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from im_core import metrics
 from im_core.errors import ApiError, Error
 from models.stores import CHUNK
 
@@ -133,6 +135,21 @@ class S3Store:
                 return False
             raise
         return True
+
+    def unreachable(self, timeout: float) -> str | None:
+        # HEAD of a key no upload makes: any answer but a server error means the store is
+        # there. (A 404, or a 403 where the credentials may not list the bucket: what they
+        # may do shows in uploads.) One try, the readiness timeout, a client of its own.
+        probe = _client(self.location, timeout, 1)
+        try:
+            probe.head_object(Bucket=self.bucket, Key=self._prefix + ".ready-probe")
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if status >= 500:
+                return f"it answered {status}"
+        except BotoCoreError:
+            return f"it did not answer within {timeout:g} s"
+        return None
 
     def open(self, sha256: str, start: int, length: int) -> S3Chunks | EmptyChunks:
         if length == 0:  # an empty media (a range is never empty): nothing to read
@@ -238,4 +255,31 @@ def _client(location: S3Location, timeout: float, attempts: int):
                     max_pool_connections=32,
                 ),
             )
+            _observed(client)
     return client
+
+
+def _observed(client) -> None:
+    """Each call of `client` in the metrics (`im_core.metrics.s3_call`): its time, retries
+    included, from botocore's events before the call and after its answer or its error. A
+    404 is an answer (`exists` asks for objects that may not be there), any other error
+    status or no answer a failure."""
+
+    def started(context, **_) -> None:
+        context["im_started"] = time.perf_counter()
+
+    def answered(event_name, http_response, context, **_) -> None:
+        status = http_response.status_code
+        _count(event_name, context, failed=status >= 400 and status != 404)
+
+    def failed(event_name, context, **_) -> None:
+        _count(event_name, context, failed=True)
+
+    client.meta.events.register("before-call.s3", started)
+    client.meta.events.register("after-call.s3", answered)
+    client.meta.events.register("after-call-error.s3", failed)
+
+
+def _count(event_name: str, context: dict, *, failed: bool) -> None:
+    seconds = time.perf_counter() - context.get("im_started", time.perf_counter())
+    metrics.s3_call(event_name.rpartition(".")[2], seconds, failed)
