@@ -194,9 +194,15 @@ def _spend_attempt(user_id: int) -> None:
     delete(f for f in LoginFailure if f.user == user and f.at <= since)
     LoginFailure(user=user, at=now())
     commit()
-    counted = count(f for f in LoginFailure if f.user.id == user_id and f.at > since)
-    if counted > settings.login_max_failures:
-        _refuse_if_locked(user_id, settings.login_max_failures, window)
+    try:
+        counted = count(f for f in LoginFailure if f.user.id == user_id and f.at > since)
+        if counted > settings.login_max_failures:
+            _refuse_if_locked(user_id, settings.login_max_failures, window)
+    finally:
+        # End the transaction the count began: bcrypt comes next, and on SQLite Pony begins
+        # every transaction after a write as IMMEDIATE, which would hold the database's write
+        # lock through the check (every other writer, and every other login, waiting).
+        rollback()
 
 
 def _refuse_if_locked(user_id: int, max_failures: int, window: timedelta) -> None:
