@@ -225,6 +225,10 @@ def _serve(args: argparse.Namespace) -> int:
         # Compressed frames would cost a zlib context per socket (memory per idle socket),
         # and a message frame could no longer be sent as the same bytes to every socket.
         ws_per_message_deflate=False,
+        # uvicorn's protocols with the header size and time and the connections per client
+        # address bounded (im_api/connections.py).
+        http="im_api.connections:GuardedHttpTools",
+        ws="im_api.connections:GuardedWebSockets",
     )
     return 0
 

@@ -94,6 +94,10 @@ class Settings:
     ws_queue: int = 1000  # frames waiting for a client; one more closes it with 4503
     ws_ping_interval: float = 20.0  # seconds between uvicorn's pings that find dead peers
     ws_ping_timeout: float = 20.0  # seconds a peer has to answer one
+    # Facing the internet: connections, headers, sockets, replays, stalls (README).
+    max_header_bytes: int = 32 * 1024  # a request's line and headers; past it 431, closed
+    header_timeout: float = 30.0  # seconds a request has to send them; then 408, closed
+    max_connections_per_address: int = 256  # open at once, per worker (0: no limit)
     clock: Callable[[], datetime] = utc_now
 
     @property
