@@ -239,11 +239,14 @@ def _log_config(level: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        # Every record, uvicorn's too, passes the one handler: no credential gets through.
+        "filters": {"secrets": {"()": "im_api.log_secrets.RedactSecrets"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "plain",
                 "stream": "ext://sys.stderr",
+                "filters": ["secrets"],
             }
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},

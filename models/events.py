@@ -39,7 +39,7 @@ MAX_PAYLOAD = 7900
 KINDS = frozenset(
     {"message.created", "member.added", "member.removed", "group.deleted", "session.ended"}
 )
-REASONS = frozenset({"logout", "password_changed", "account_cancelled"})
+REASONS = frozenset({"logout", "password_changed", "account_cancelled", "token_exposed"})
 
 
 @dataclasses.dataclass(frozen=True)

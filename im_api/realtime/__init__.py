@@ -114,7 +114,13 @@ class Realtime:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.settings
-        if protocol.token_in_query(scope.get("query_string", b"")):
+        query = scope.get("query_string", b"")
+        if protocol.token_in_query(query):
+            exposed = protocol.tokens_in_query(query)
+            if exposed:
+                await self.startup()
+                if await self.store.run(store.end_exposed, exposed):
+                    logger.info("A session ended: its token was sent in a socket URL's query")
             return await _close(send, protocol.TOKEN_IN_QUERY)
         await self.startup()
         rate = protocol.FrameRate(settings.ws_frame_rate, settings.ws_frame_burst)

@@ -12,6 +12,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from im_core.errors import Error
 from models.frames import dumps
@@ -141,6 +142,14 @@ def token_in_query(query_string: bytes) -> bool:
         if name.replace(b"%5F", b"_").replace(b"%5f", b"_").lower() in TOKEN_PARAMETERS:
             return True
     return False
+
+
+def tokens_in_query(query_string: bytes, most: int = 4) -> list[str]:
+    """The values of the upgrade's token parameters (the first `most`), to be ended as
+    exposed: a token in a URL lands in logs and histories."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    names = {name.decode() for name in TOKEN_PARAMETERS}
+    return [value for name, value in pairs if name.lower() in names and value][:most]
 
 
 class FrameRate:

@@ -16,7 +16,7 @@ from pony.orm import db_session, select
 
 from im_core import security
 from im_core.config import now
-from models import frames
+from models import frames, sessions
 from models.entities import Group, Membership, Message, Session, User
 
 # Messages rendered per query while replaying: a page of frames held at once per socket.
@@ -49,6 +49,18 @@ def authenticate(token: str) -> tuple[int, int, float] | None:
         if session is None or session.expires_at <= now():
             return None
         return session.id, session.user.id, (session.expires_at - now()).total_seconds()
+
+
+def end_exposed(tokens: list[str]) -> int:
+    """End the sessions of `tokens`, seen in a socket URL's query (`sessions.end_exposed`);
+    how many ended. Badly signed or old tokens name nothing and are skipped."""
+    ended = 0
+    for token in tokens:
+        info = security.token_info(token)
+        if info is not None:
+            with db_session:
+                ended += sessions.end_exposed(info)
+    return ended
 
 
 def groups_of(session_id: int, user_id: int) -> set[int] | None:
