@@ -41,6 +41,10 @@ BAD_FRAMES = {
     "since-seq-negative": ('{"type": "sync", "since": {"1": -1}}', 6001),
     "since-key-not-an-id": ('{"type": "sync", "since": {"abc": 1}}', 6001),
     "field-it-does-not-have": ('{"type": "ping", "since": {}}', 6001),
+    # A key twice: which one counts is for no reader to guess (REST refuses such bodies).
+    "type-twice": ('{"type": "sync", "type": "ping"}', 6001),
+    "type-twice-same-value": ('{"type": "ping", "type": "ping"}', 6001),
+    "since-key-twice": ('{"type": "sync", "since": {"1": 0, "1": 5}}', 6001),
     "unknown-type": ('{"type": "subscribe"}', 6002),
     "server-frame-type": ('{"type": "pong"}', 6002),
 }

@@ -83,7 +83,9 @@ def parse(text: str | None) -> Frame:
     if text is None:
         raise malformed("frames are JSON text, not binary")
     try:
-        data = json.loads(text)
+        data = _DECODER.decode(text)
+    except _KeyTwice as error:
+        raise malformed(str(error)) from None
     except (ValueError, RecursionError):  # RecursionError: a deeply nested document
         raise malformed("not JSON") from None
     if not isinstance(data, dict):
@@ -107,6 +109,28 @@ def parse(text: str | None) -> Frame:
     if kind == "sync":
         return Sync(_since(data.get("since")))
     return Ping()
+
+
+class _KeyTwice(ValueError):
+    pass
+
+
+def _one_value_per_key(pairs: list[tuple[str, object]]) -> dict:
+    # As REST bodies (im_api.validation): with a key twice, which one counts would be for the
+    # reader to guess (Python's parser takes the last, others the first).
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise _KeyTwice(f"the key {twice[:40]!r} is given twice")
+    return data
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_one_value_per_key, parse_constant=_not_json)
 
 
 def _since(since) -> dict[int, int]:
