@@ -98,6 +98,8 @@ class Settings:
     max_header_bytes: int = 32 * 1024  # a request's line and headers; past it 431, closed
     header_timeout: float = 30.0  # seconds a request has to send them; then 408, closed
     max_connections_per_address: int = 256  # open at once, per worker (0: no limit)
+    ws_max_sockets_per_user: int = 20  # at once, on every worker of the instance folder
+    ws_max_sockets_per_address: int = 128  # ... and per client address (0: no limit)
     clock: Callable[[], datetime] = utc_now
 
     @property

@@ -24,6 +24,7 @@ TOO_LARGE = 1009
 TOKEN_IN_QUERY = 4400
 NOT_AUTHENTICATED = 4401
 WRONG_USER = 4403
+TOO_MANY_SOCKETS = 4409
 SESSION_ENDED = 4410
 TOO_MANY_FRAMES = 4429
 RESUME = 4503
@@ -33,6 +34,7 @@ REASONS = {
     TOKEN_IN_QUERY: "Send the token in the Authorization header or an auth frame",
     NOT_AUTHENTICATED: "Not authenticated",
     WRONG_USER: "Token of another user",
+    TOO_MANY_SOCKETS: "Too many sockets at once for this user or address",
     SESSION_ENDED: "Session ended",
     TOO_MANY_FRAMES: "Too many frames",
     RESUME: "Reconnect and resume",
