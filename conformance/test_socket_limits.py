@@ -44,3 +44,27 @@ def test_a_socket_past_the_limit_per_user_is_closed_with_4409(world):
         except socket_client.Closed as closed:
             assert closed.code == 4409, closed.code
     assert again is not None, "no socket was served after one of the user's closed"
+
+
+def test_a_sync_while_a_replay_is_under_way_gets_6004_and_one_replay(world):
+    """One replay at a time per socket: a second `sync` sent while the first one's replay is
+    under way gets `error` 6004 (the socket stays open), and the history is replayed once,
+    then one `ready`."""
+    alice = world.account()
+    group = world.group(alice)
+    posted = [world.say(group, alice, f"m{n}") for n in range(250)]
+    socket = world.socket(alice)
+
+    socket.send({"type": "sync", "since": {str(group): 0}})
+    socket.send({"type": "sync", "since": {str(group): 0}})
+    replayed, errors = [], []
+    while True:
+        frame = socket.recv()
+        if frame["type"] == "ready":
+            break
+        (errors if frame["type"] == "error" else replayed).append(frame)
+
+    assert [error["code"] for error in errors] == [6004], errors
+    assert [frame["message"]["seq"] for frame in replayed] == [m["seq"] for m in posted]
+    socket.nothing_for()
+    assert answers(socket)

@@ -100,6 +100,7 @@ class Settings:
     max_connections_per_address: int = 256  # open at once, per worker (0: no limit)
     ws_max_sockets_per_user: int = 20  # at once, on every worker of the instance folder
     ws_max_sockets_per_address: int = 128  # ... and per client address (0: no limit)
+    limit_replay_per_user: str = "20000/3600"  # messages `sync` replays, per user
     clock: Callable[[], datetime] = utc_now
 
     @property

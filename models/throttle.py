@@ -35,6 +35,7 @@ LIMITS = {
     "message_per_account": "POST /groups/{group_id}/messages, per account",
     "message_per_address": "POST /groups/{group_id}/messages, per client address",
     "code_guesses": "wrong email codes, per address and purpose of the code",
+    "replay_per_user": "messages the socket's `sync` replays, per user",
 }
 
 
@@ -91,6 +92,30 @@ def refuse_if_spent(name: str, key: str) -> None:
         raise too_many_attempts(ends - epoch)
 
 
+def left(name: str, key: str) -> tuple[int, int] | None:
+    """What `key` may still spend against the limit `name` in this window, and the seconds
+    until the window ends; None when there is no limit (a read, nothing counted)."""
+    limit = _limit(name)
+    if limit is None:
+        return None
+    count, seconds = limit
+    slot, ends, epoch = _window(seconds)
+    bucket = _bucket(name, key)
+    hits = select(t.hits for t in Throttle if t.bucket == bucket and t.slot == slot).first()
+    return max(0, count - (hits or 0)), ends - epoch
+
+
+def spend_many(name: str, key: str, amount: int) -> None:
+    """Count `amount` against the limit `name` for `key`, committed at once (for a cost
+    measured after the work, such as messages replayed)."""
+    limit = _limit(name)
+    if limit is None or amount <= 0:
+        return
+    slot, ends, _ = _window(limit[1])
+    _add(_bucket(name, key), slot, ends, amount)
+    commit()
+
+
 def count_one(name: str, key: str) -> None:
     """Count one against the limit `name` for `key` in the caller's transaction."""
     limit = _limit(name)
@@ -116,15 +141,15 @@ def _bucket(name: str, key: str) -> str:
     return f"{name}:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()[:48]}"
 
 
-def _add(bucket: str, slot: int, expires: int) -> int:
-    """Add one to the window's count in one statement, and return the count."""
+def _add(bucket: str, slot: int, expires: int, amount: int = 1) -> int:
+    """Add `amount` to the window's count in one statement, and return the count."""
     table = Throttle._table_
     cursor = db.execute(
         f'INSERT INTO "{table}" ("bucket", "slot", "hits", "expires") '
-        "VALUES ($bucket, $slot, 1, $expires) "
-        f'ON CONFLICT ("bucket", "slot") DO UPDATE SET "hits" = "{table}"."hits" + 1 '
+        "VALUES ($bucket, $slot, $amount, $expires) "
+        f'ON CONFLICT ("bucket", "slot") DO UPDATE SET "hits" = "{table}"."hits" + $amount '
         'RETURNING "hits"',
         {},
-        {"bucket": bucket, "slot": slot, "expires": expires},
+        {"bucket": bucket, "slot": slot, "expires": expires, "amount": amount},
     )
     return cursor.fetchone()[0]

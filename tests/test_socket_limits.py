@@ -8,6 +8,7 @@ per user); here the settings are small so the counts are quick to reach.
 from __future__ import annotations
 
 import contextlib
+import json
 
 import httpx
 from raw_http import bearer, register
@@ -65,3 +66,51 @@ def test_sockets_per_address_count_the_address_a_trusted_proxy_names(serve):
         assert made is None and code == 4409
         made, code = open_socket(server, tokens[2], stack, forwarded="203.0.113.8")
         assert made is not None, code
+
+
+def replay(made, group_id: int) -> tuple[list[int], list[dict]]:
+    """`sync` the group from 0: the seqs replayed and the error frames, until `ready`."""
+    made.send(json.dumps({"type": "sync", "since": {str(group_id): 0}}))
+    seqs, errors = [], []
+    while True:
+        frame = json.loads(made.recv(timeout=30))
+        if frame["type"] == "ready":
+            return seqs, errors
+        if frame["type"] == "error":
+            errors.append(frame)
+        else:
+            seqs.append(frame["message"]["seq"])
+
+
+def test_replays_past_the_budget_per_user_stop_with_6005_then_ready(serve):
+    """IM_LIMIT_REPLAY_PER_USER=150/3600 (messages): a full replay of 100 messages, then a
+    second one stops after the 50 left with `error` 6005 and `ready`, and a third replays
+    nothing; another socket of the user shares the budget (before: each `sync` from 0 sent
+    the whole history again)."""
+    server = serve(IM_LIMIT_REPLAY_PER_USER="150/3600")
+    token = register(server.url, "replayer")
+    group = httpx.post(f"{server.url}/groups", json={"name": "g"}, headers=bearer(token))
+    group_id = group.json()["group"]["id"]
+    for n in range(100):
+        posted = httpx.post(
+            f"{server.url}/groups/{group_id}/messages",
+            json={"text": f"m{n}"},
+            headers=bearer(token),
+        )
+        assert posted.status_code == 201, posted.text
+
+    with contextlib.ExitStack() as stack:
+        first, _ = open_socket(server, token, stack)
+        assert replay(first, group_id) == (list(range(1, 101)), [])
+        seqs, errors = replay(first, group_id)
+        assert seqs == list(range(1, 51))
+        assert [error["code"] for error in errors] == [6005]
+        assert "retry in" in errors[0]["info"]
+        second, _ = open_socket(server, token, stack)
+        seqs, errors = replay(second, group_id)
+        assert seqs == [] and [error["code"] for error in errors] == [6005]
+        # Live delivery goes on.
+        httpx.post(
+            f"{server.url}/groups/{group_id}/messages", json={"text": "new"}, headers=bearer(token)
+        )
+        assert json.loads(second.recv(timeout=10))["message"]["seq"] == 101

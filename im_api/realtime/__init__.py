@@ -259,7 +259,8 @@ class Realtime:
             conn.reply(protocol.error_frame(error))
             return
         if isinstance(frame, Sync):
-            conn.sync(frame.since)
+            if not conn.sync(frame.since):
+                conn.reply(protocol.error_frame(BadFrame(Error.SYNC_UNDER_WAY)))
         elif isinstance(frame, Ping):
             conn.reply(protocol.PONG)
         else:

@@ -12,6 +12,7 @@ import logging
 from collections import deque
 
 from im_api.realtime import protocol, store
+from im_core.errors import Error
 from models.frames import dumps, session_ended
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class Connection:
         self.sent: dict[int, int] = {}  # group id -> highest seq sent on this socket
         self.synced = False
         self.sync_requests: deque[dict[int, int]] = deque()
+        self.replaying = False
         self.closing: tuple[int, str | None] | None = None
         self.closed = asyncio.Event()  # the close frame went out (or the client went)
         self.wake = asyncio.Event()
@@ -97,10 +99,16 @@ class Connection:
             self.replies.append(text)
             self.wake.set()
 
-    def sync(self, since: dict[int, int]) -> None:
-        if self.closing is None:
-            self.sync_requests.append(since)
-            self.wake.set()
+    def sync(self, since: dict[int, int]) -> bool:
+        """Start a replay from `since`; False (nothing started) while one is under way: one
+        replay at a time per socket, the next `sync` after its `ready`."""
+        if self.closing is not None:
+            return True
+        if self.replaying or self.sync_requests:
+            return False
+        self.sync_requests.append(since)
+        self.wake.set()
+        return True
 
     def close(self, code: int, last_frame: str | None = None) -> None:
         """Close with `code` (after `last_frame`), dropping whatever was still to send."""
@@ -168,15 +176,30 @@ class Connection:
                 await self.wake.wait()
 
     async def _replay(self, since: dict[int, int]) -> None:
+        self.replaying = True
+        try:
+            await self._replay_groups(since)
+        finally:
+            self.replaying = False
+
+    async def _replay_groups(self, since: dict[int, int]) -> None:
         """Every message after the client's positions, group by group in seq order, then
-        `ready`; live frames wait in the queue meanwhile and go after, less those sent."""
+        `ready`; live frames wait in the queue meanwhile and go after, less those sent.
+
+        Once the user's budget of replayed messages is spent, the replay stops there with an
+        `error` frame (REPLAY_LIMIT) before `ready`: what is left, the client pages over REST.
+        """
         self.synced = False
         for group_id in sorted(since):
             after = since[group_id]
             while self.closing is None and group_id in self.groups:
-                page = await self.store.run(store.replay, self.user_id, group_id, after)
-                if not page:
+                replayed = await self.store.run(store.replay, self.user_id, group_id, after)
+                if replayed is None:
                     break
+                if replayed.spent_for is not None:
+                    await self._send(_replay_limit(replayed.spent_for))
+                    return await self._ready()
+                page = replayed.page
                 for seq, text in page:
                     # Removed from the group meanwhile: nothing more of it.
                     if self.closing is not None or group_id not in self.groups:
@@ -186,8 +209,11 @@ class Connection:
                     after = seq
                 while self.replies:  # a ping during a long replay is answered
                     await self._send(self.replies.popleft())
-                if len(page) < store.PAGE:
+                if not replayed.more:
                     break
+        await self._ready()
+
+    async def _ready(self) -> None:
         if self.closing is not None:
             return
         last = await self.store.run(store.positions, self.user_id)
@@ -216,6 +242,12 @@ class Connection:
         await self._send_asgi(
             {"type": "websocket.close", "code": code, "reason": protocol.REASONS[code]}
         )
+
+
+def _replay_limit(retry_after: int) -> str:
+    error = Error.REPLAY_LIMIT
+    info = error.value[2].format(retry_after=max(1, retry_after))
+    return protocol.error_frame(protocol.BadFrame(error, info))
 
 
 def _uncancel() -> None:

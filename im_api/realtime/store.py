@@ -9,6 +9,7 @@ returns plain values (ids, numbers, frame texts), never entities.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,11 +17,23 @@ from pony.orm import db_session, select
 
 from im_core import security
 from im_core.config import now
-from models import frames, sessions
+from models import frames, sessions, throttle
 from models.entities import Group, Membership, Message, Session, User
 
 # Messages rendered per query while replaying: a page of frames held at once per socket.
 PAGE = 100
+# The limit (models.throttle) of messages replayed per user.
+REPLAY_LIMIT = "replay_per_user"
+
+
+@dataclasses.dataclass
+class Replayed:
+    """A page of a replay: (seq, frame) pairs; `spent_for` the seconds until the user's
+    replay budget is whole again, when it ran out before this page."""
+
+    page: list[tuple[int, str]]
+    more: bool = False  # the page is full: the group may have more after it
+    spent_for: int | None = None
 
 
 class Store:
@@ -97,20 +110,27 @@ def message_frames(spans: dict[int, tuple[int, int]]) -> dict[int, list[tuple[in
     return found_frames
 
 
-def replay(user_id: int, group_id: int, after: int) -> list[tuple[int, str]] | None:
-    """Up to PAGE frames of the group's messages with seq > `after`, in seq order; None when
-    the user is not (or no longer) a member."""
+def replay(user_id: int, group_id: int, after: int) -> Replayed | None:
+    """Up to PAGE frames of the group's messages with seq > `after`, in seq order, counted
+    against the user's budget of replayed messages (`limit_replay_per_user`, shared by its
+    sockets on every worker); None when the user is not (or no longer) a member."""
     from models import messages
 
     with db_session:
         if not Membership.exists(group=group_id, user=user_id):
             return None
+        budget = throttle.left(REPLAY_LIMIT, str(user_id))
+        if budget is not None and budget[0] == 0:
+            return Replayed([], spent_for=budget[1])
+        asked = PAGE if budget is None else min(PAGE, budget[0])
         found = (
             select(m for m in Message if m.group.id == group_id and m.seq > after)
             .order_by(lambda m: m.seq)
-            .limit(PAGE)
+            .limit(asked)
         )
-        return [(m.seq, frames.message_created(messages.view(m))) for m in found]
+        page = [(m.seq, frames.message_created(messages.view(m))) for m in found]
+        throttle.spend_many(REPLAY_LIMIT, str(user_id), len(page))
+        return Replayed(page, more=len(page) == asked)
 
 
 def batch_frames(
