@@ -101,6 +101,7 @@ class Settings:
     ws_max_sockets_per_user: int = 20  # at once, on every worker of the instance folder
     ws_max_sockets_per_address: int = 128  # ... and per client address (0: no limit)
     limit_replay_per_user: str = "20000/3600"  # messages `sync` replays, per user
+    media_request_threads: int = 4  # of the request threads, the most media requests hold
     clock: Callable[[], datetime] = utc_now
 
     @property
