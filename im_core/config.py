@@ -102,6 +102,8 @@ class Settings:
     ws_max_sockets_per_address: int = 128  # ... and per client address (0: no limit)
     limit_replay_per_user: str = "20000/3600"  # messages `sync` replays, per user
     media_request_threads: int = 4  # of the request threads, the most media requests hold
+    login_max_account_failures: int = 20  # per account, then only known addresses pass
+    login_account_failure_window: int = 3600  # ... within this many seconds
     clock: Callable[[], datetime] = utc_now
 
     @property
