@@ -104,6 +104,8 @@ class Settings:
     media_request_threads: int = 4  # of the request threads, the most media requests hold
     login_max_account_failures: int = 20  # per account, then only known addresses pass
     login_account_failure_window: int = 3600  # ... within this many seconds
+    media_orphan_grace: int = 3600  # seconds before a stored object no row names is removed
+    reconcile_media_on_start: bool = True  # `im-api serve` removes those as it starts
     clock: Callable[[], datetime] = utc_now
 
     @property
