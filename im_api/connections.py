@@ -156,6 +156,8 @@ class GuardedHttpTools(HttpToolsProtocol):
             self._refuse(431)
 
     def handle_websocket_upgrade(self) -> None:
+        if self.refused:  # its headers were too large: answered 431 already
+            return
         # The websocket protocol takes the connection, and its place (`GuardedWebSockets`).
         self._stop_timing_headers()
         self.counted_host = None

@@ -86,13 +86,24 @@ def test_a_request_with_headers_just_under_the_limit_is_answered(serve):
 
 
 def test_a_431_answer_says_so(serve):
-    """Headers sent whole but over the limit: 431 with Connection: close."""
+    """Headers sent whole but over the limit, of a request or a websocket upgrade: 431 with
+    Connection: close."""
     server = serve(workers=1, IM_MAX_HEADER_BYTES="16384")
-    with contextlib.closing(connect_from(server.port)) as raw:
-        raw.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 40000 + b"\r\n\r\n")
-        answer = read_answer(raw)
-    assert answer.status == 431
-    assert answer.closed
+    upgrade = b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    upgrade += b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    for path, extra in (("/api/health", b""), ("/api/ws/user/1/", upgrade)):
+        with contextlib.closing(connect_from(server.port)) as raw:
+            raw.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode()
+                + extra
+                + b"X-Pad: "
+                + b"p" * 40000
+                + b"\r\n\r\n"
+            )
+            answer = read_answer(raw)
+        assert answer.status == 431, path
+        assert answer.closed, path
+    assert "Traceback" not in server.log.read_text()
 
 
 def test_headers_sent_a_byte_at_a_time_are_cut_after_the_header_timeout(serve):
