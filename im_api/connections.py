@@ -20,8 +20,9 @@ of file handles. `im-api serve` therefore names the two protocols below to uvico
 Why not h11, whose `h11_max_incomplete_event_size` bounds headers: measured on this
 machine, it costs 25 to 30 % more server CPU per small request than httptools (1215-1255
 against 915-987 us for GET /api/user/me), and it has no header timeout or count per
-address either. The checks here cost about 1 % in instructions per request (callgrind). The answers here are plain text, as uvicorn's own 400 for a malformed
-request: they come before any route is known, outside the API's contract.
+address either. The checks here cost about 1 % in instructions per request (callgrind).
+The answers here are plain text, as uvicorn's own 400 for a malformed request: they come
+before any route is known, outside the API's contract.
 """
 
 from __future__ import annotations
