@@ -23,9 +23,16 @@ PASSWORD = "bench password"
 # The abuse limits (IM_LIMIT_*) stay on, so both servers count every request as in
 # production, but so high that the benchmark's load never reaches them.
 UNREACHED_LIMITS = {
-    f"IM_{field.name.upper()}": "1000000000/60"
-    for field in dataclasses.fields(Settings)
-    if field.name.startswith("limit_")
+    **{
+        f"IM_{field.name.upper()}": "1000000000/60"
+        for field in dataclasses.fields(Settings)
+        if field.name.startswith("limit_")
+    },
+    # The caps on what one client address or user holds at once are off: the benchmark's
+    # thousands of connections and sockets all come from loopback.
+    "IM_MAX_CONNECTIONS_PER_ADDRESS": "0",
+    "IM_WS_MAX_SOCKETS_PER_USER": "0",
+    "IM_WS_MAX_SOCKETS_PER_ADDRESS": "0",
 }
 
 

@@ -10,7 +10,7 @@ same settings `run_live.sh` gives its server, and send their REST requests to it
 
 The scenarios assume the server's socket settings are the documented defaults
 (`IM_WS_AUTH_TIMEOUT` 5 s, `IM_WS_MAX_FRAME` 65536 bytes, `IM_WS_FRAME_RATE` 20/s burst 40,
-`IM_WS_QUEUE` 1000 frames).
+`IM_WS_QUEUE` 1000 frames, `IM_WS_MAX_SOCKETS_PER_USER` 20).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ AUTH_TIMEOUT = 5.0
 MAX_FRAME = 65536
 FRAME_BURST = 40
 QUEUE = 1000
+SOCKETS_PER_USER = 20
 
 # How long a frame the scenario waits for may take to arrive.
 WAIT = float(os.environ.get("IM_CONFORMANCE_TIMEOUT", "30"))
@@ -391,13 +392,19 @@ def open_socket(
     *,
     receive_buffer: int | None = None,
     max_queue: int | None = 16,
+    address: str | None = None,
 ) -> Socket:
     """A socket on `url`, with `Authorization: Bearer <token>` on the upgrade when given.
 
     `receive_buffer` shrinks the kernel's receive buffer (SO_RCVBUF) before connecting, for a
     client that stops reading to push back on the server at once rather than after megabytes.
+    The upgrade comes from `address`, or from an address of its own (`X-Forwarded-For`, as
+    the suite's REST requests: `target.client_address`), so the server's limit of sockets
+    per client address counts one scenario's sockets only.
     """
-    headers = {"Authorization": f"Bearer {token}"} if token is not None else None
+    headers = {"X-Forwarded-For": address or targets.client_address()}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     sock = None
     if receive_buffer is not None:
         parts = urllib.parse.urlsplit(url)

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from conformance import media
 from conformance.expect import WRONG_PASSWORD, refused, succeed
-from conformance.target import PASSWORD, bearer, unique_name
+from conformance.target import PASSWORD, bearer, client_address, unique_name
 
 THREADS = 8
 
@@ -285,15 +285,19 @@ def test_the_owner_removing_a_member_who_leaves_at_once(target, api, users):
 
 
 def test_thirty_wrong_passwords_at_once_get_at_most_ten_wrong_password_answers(target, api, users):
-    """POST /api/user/login with a wrong password 30 times at once: at most 10 answers say
-    Wrong Password (the limit), every other is 429; then the right password is 429 too."""
+    """POST /api/user/login with a wrong password 30 times at once from one client address:
+    at most 10 answers say Wrong Password (the limit per account and address), every other
+    is 429; then the right password from there is 429 too."""
     account = users.register()
+    address = {"X-Forwarded-For": client_address()}
 
     responses = at_once(
         target,
         [
             lambda client: client.post(
-                "/user/login", json={"name": account["name"], "password": "not the password"}
+                "/user/login",
+                json={"name": account["name"], "password": "not the password"},
+                headers=address,
             )
         ]
         * 30,
@@ -302,5 +306,7 @@ def test_thirty_wrong_passwords_at_once_get_at_most_ten_wrong_password_answers(t
     statuses = no_server_error(responses)
     assert set(statuses) <= {400, 429}, statuses
     assert statuses[400] <= 10, statuses
-    locked = api.post("/user/login", json={"name": account["name"], "password": PASSWORD})
+    locked = api.post(
+        "/user/login", json={"name": account["name"], "password": PASSWORD}, headers=address
+    )
     assert locked.status_code == 429

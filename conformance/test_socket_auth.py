@@ -1,7 +1,8 @@
 """The socket's authentication: both ways in, and every refusal's close code.
 
 Spec: asyncapi.yaml, info "Authenticating" and "Close codes" (the channel's `x-close-codes`:
-4400, 4401, 4403), the `bearerHeader` security scheme and the `auth` message.
+4400, 4401, 4403), the `bearerHeader` security scheme, the `auth` message, and
+`session.ended`'s reason `token_exposed`.
 """
 
 from __future__ import annotations
@@ -78,6 +79,25 @@ def test_a_token_in_the_query_string_is_refused_with_4400(world, parameter):
     url = world.server.user_socket_url(account["user"]["id"], f"{parameter}={account['token']}")
     refused_with(open_socket(url), 4400)
     refused_with(open_socket(url, account["token"]), 4400)
+
+
+@pytest.mark.parametrize("parameter", ["token", "access_token"])
+def test_a_token_in_the_query_string_ends_its_session(world, parameter):
+    """A token seen in a query is taken as leaked (URLs land in logs): its session ends, so
+    its sockets get `session.ended` (token_exposed) and 4410 and the token answers 401
+    (1004); the account's other sessions go on."""
+    account = world.account()
+    other_token = world.users.login(account["name"], account["password"])
+    live = world.live_socket(account)
+    url = world.server.user_socket_url(account["user"]["id"], f"{parameter}={account['token']}")
+    refused_with(open_socket(url), 4400)
+
+    assert live.recv() == {"type": "session.ended", "reason": "token_exposed"}
+    assert live.closed_with() == 4410
+    me = world.api.get("/user/me", headers=socket_client.bearer(account["token"]))
+    assert me.status_code == 401 and me.json()["code"] == 1004, me.text
+    other = world.api.get("/user/me", headers=socket_client.bearer(other_token))
+    assert other.status_code == 200, other.text
 
 
 def test_an_invalid_header_token_is_refused_with_4401(world):

@@ -44,6 +44,10 @@ BAD_FRAMES = {
     "states-not-an-object": ('{"type": "sync", "since": {}, "states": [4]}', 6001),
     "states-version-not-an-integer": ('{"type": "sync", "since": {}, "states": {"1": 1.5}}', 6001),
     "states-key-not-an-id": ('{"type": "sync", "since": {}, "states": {"01": 1}}', 6001),
+    # A key twice: which one counts is for no reader to guess (REST refuses such bodies).
+    "type-twice": ('{"type": "sync", "type": "ping"}', 6001),
+    "type-twice-same-value": ('{"type": "ping", "type": "ping"}', 6001),
+    "since-key-twice": ('{"type": "sync", "since": {"1": 0, "1": 5}}', 6001),
     "unknown-type": ('{"type": "subscribe"}', 6002),
     "server-frame-type": ('{"type": "pong"}', 6002),
 }

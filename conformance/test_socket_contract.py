@@ -50,7 +50,7 @@ SERVER_FRAMES = {
     "join_request.removed",
 }
 CLIENT_FRAMES = {"auth", "sync", "ping"}
-CLOSE_CODES = {1009, 4400, 4401, 4403, 4410, 4429, 4503}
+CLOSE_CODES = {1009, 4400, 4401, 4403, 4409, 4410, 4429, 4503}
 
 
 def test_asyncapi_cli_validates_the_document():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers import SUCCEED
 from im_api import clients, uploads
+from im_core.errors import ApiError
 from models import codes, media, profiles, sessions, throttle, users
 from models.present import utc_iso
 
@@ -24,6 +25,7 @@ def register(body):
     if email is not None:
         codes.consume(email, "register", body.get("security_code"))
     user = users.create(body["name"], body["password"], email)
+    users.signed_in_from(user, clients.address())
     token, session = sessions.open_session(user)
     return _signed_in(user, token, session)
 
@@ -35,12 +37,20 @@ def send_email_code(body, token_info=None):
 
 
 def login(body):
-    throttle.spend("login_per_address", clients.address())
-    throttle.spend("login_per_target", (body.get("name") or body.get("email")).lower())
+    address = clients.address()
+    throttle.spend("login_per_address", address)
+    target = (body.get("name") or body.get("email")).lower()
+    try:
+        throttle.spend("login_per_target", target)
+    except ApiError:
+        # Strangers trying a name do not lock its owner out: not where it signed in before.
+        if not users.signed_in_before(target, address):
+            raise
     if "email" in body:
         user = codes.login(body["email"], body["security_code"])
     else:
-        user = users.authenticate(body["name"], body["password"])
+        user = users.authenticate(body["name"], body["password"], address)
+    users.signed_in_from(user, address)
     token, session = sessions.open_session(user)
     return _signed_in(user, token, session)
 
@@ -52,7 +62,7 @@ def logout(token_info):
 
 def cancel_account(body, token_info):
     throttle.spend_password(clients.address(), sessions.active(token_info).user.id)
-    users.cancel(token_info, body["password"])
+    users.cancel(token_info, body["password"], clients.address())
     return SUCCEED
 
 
@@ -67,7 +77,9 @@ def change_name(body, token_info):
 
 def change_password(body, token_info):
     throttle.spend_password(clients.address(), sessions.active(token_info).user.id)
-    token, fresh = users.change_password(token_info, body["old_password"], body["new_password"])
+    token, fresh = users.change_password(
+        token_info, body["old_password"], body["new_password"], clients.address()
+    )
     return {**SUCCEED, "token": token, "expires_at": utc_iso(fresh.expires_at)}
 
 

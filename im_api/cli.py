@@ -49,6 +49,18 @@ settings (environment variables; the README lists every one with its default):
   IM_WS_QUEUE, IM_WS_PING_INTERVAL, IM_WS_PING_TIMEOUT
                      the realtime socket at /api/ws/user/{id}/: what one
                      connection may cost (README: Realtime)
+  IM_MAX_HEADER_BYTES, IM_HEADER_TIMEOUT, IM_MAX_CONNECTIONS_PER_ADDRESS,
+  IM_WS_MAX_SOCKETS_PER_USER, IM_WS_MAX_SOCKETS_PER_ADDRESS,
+  IM_LIMIT_REPLAY_PER_USER, IM_MEDIA_REQUEST_THREADS
+                     facing clients without a proxy: what one request, address or
+                     user may hold (README: Facing the internet)
+  IM_LOGIN_MAX_ACCOUNT_FAILURES, IM_LOGIN_ACCOUNT_FAILURE_WINDOW
+                     failed passwords per account from every address, past which
+                     only addresses it signed in from get in (default 20 an hour)
+  IM_MEDIA_ORPHAN_GRACE, IM_RECONCILE_MEDIA_ON_START
+                     stored media no row names (a crash mid-upload) is removed
+                     after this many seconds (default 3600), on start and by
+                     'im-api reconcile-media'
 """
 
 
@@ -117,9 +129,26 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
+    commands.add_parser(
+        "reconcile-media",
+        help="remove stored media files no row names (left by a crash), then exit",
+        description="Remove from the media store (the instance folder, or the S3 bucket of\n"
+        "IM_MEDIA_URL) every file that no media row names and that was last written more\n"
+        "than IM_MEDIA_ORPHAN_GRACE seconds ago (default 3600): what a server killed during\n"
+        "an upload leaves, between storing the file and committing its row. A file a row\n"
+        "names is never touched, nor one an upload under way is about to name (each removal\n"
+        "takes the file's lock and looks again). Says how many files it checked and removed.\n"
+        "'serve' does the same in the background as it starts, unless\n"
+        "IM_RECONCILE_MEDIA_ON_START=false. Safe to run beside running servers.",
+        epilog=SETTINGS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "reconcile-media":
+        return _reconcile_media()
     return _migrate()
 
 
@@ -142,6 +171,54 @@ def _migrate() -> int:
         return 2
     print(f"Instance folder {settings.instance_dir} ready; database: {database.describe(settings)}")
     return 0
+
+
+def _reconcile_media() -> int:
+    from im_core import config
+    from im_core.errors import ApiError
+    from models import database, orphans, schema, stores
+
+    settings = Settings.from_env()
+    try:
+        settings.check()
+        where = stores.for_settings(settings).describe()
+    except (SettingsError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    settings.prepare_instance()
+    config.install(settings)
+    try:
+        database.bind(settings)
+    except schema.SchemaError as error:
+        print(error, file=sys.stderr)
+        return 2
+    try:
+        done = orphans.reconcile(settings.media_orphan_grace)
+    except ApiError as error:
+        print(f"Media store {where}: {error.info}", file=sys.stderr)
+        return 1
+    print(f"Media store {where}: {done}")
+    return 0
+
+
+def _reconcile_in_background(settings: Settings) -> None:
+    """`reconcile-media` as the server starts, in a thread of this process: a large bucket
+    takes a while to list, and the server need not wait for it."""
+    import threading
+
+    from im_core import config
+    from models import orphans
+
+    def run() -> None:
+        try:
+            done = orphans.reconcile(settings.media_orphan_grace)
+        except Exception as error:  # the store is down, say: the next start tries again
+            logger.warning("Media files without a row were not looked for: %s", error)
+            return
+        logger.info("Media store: %s", done)
+
+    config.install(settings)
+    threading.Thread(target=run, name="reconcile-media", daemon=True).start()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -188,6 +265,8 @@ def _serve(args: argparse.Namespace) -> int:
     except schema.SchemaError as error:
         print(error, file=sys.stderr)
         return 2
+    if settings.reconcile_media_on_start:
+        _reconcile_in_background(settings)
     mail = f"outbox folder {settings.outbox_dir}"
     if settings.mail_url:
         # A wrong IM_MAIL_URL is said now, not as a 503 at the first code someone asks for.
@@ -239,6 +318,10 @@ def _serve(args: argparse.Namespace) -> int:
         # Compressed frames would cost a zlib context per socket (memory per idle socket),
         # and a message frame could no longer be sent as the same bytes to every socket.
         ws_per_message_deflate=False,
+        # uvicorn's protocols with the header size and time and the connections per client
+        # address bounded (im_api/connections.py).
+        http="im_api.connections:GuardedHttpTools",
+        ws="im_api.connections:GuardedWebSockets",
     )
     return 0
 
@@ -252,11 +335,14 @@ def _log_config(level: str, log_format: str = "text") -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": plain},
+        # Every record, uvicorn's too, passes the one handler: no credential gets through.
+        "filters": {"secrets": {"()": "im_api.log_secrets.RedactSecrets"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "plain",
                 "stream": "ext://sys.stderr",
+                "filters": ["secrets"],
             }
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},

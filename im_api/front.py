@@ -7,6 +7,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from im_api.admission import UploadAdmission
 from im_api.downloads import MediaDownloads
+from im_api.overload import MEDIA_STORE
 from im_api.paths import MEDIA_PREFIX, WEBSOCKET, route_path, upload_kind
 from im_core.config import Settings
 
@@ -21,6 +22,9 @@ class Front:
     * GET and HEAD /api/media/{id}: the API answers the headers, the file's bytes are sent
       from the event loop with a send timeout (`im_api.downloads`);
     * uploads are admitted on their headers before their body is read (`im_api.admission`).
+
+    Downloads and uploads are marked as using the media store (`im_api.overload`): only a
+    few of them hold request threads at once, so a stalled store never holds them all.
 
     `add_middleware` wraps the whole front (each one added outside the previous ones), so
     body limits, the access log or CORS see every request, those the front answers too.
@@ -45,8 +49,10 @@ class Front:
             path, method = route_path(scope), scope["method"]
             if method in ("GET", "HEAD") and path.startswith(MEDIA_PREFIX):
                 app = self.downloads
+                scope[MEDIA_STORE] = True  # its request thread waits on the store
             elif method == "POST" and upload_kind(path):
                 app = self.uploads
+                scope[MEDIA_STORE] = True
         elif scope["type"] == "websocket":
             app = self.realtime if WEBSOCKET.fullmatch(route_path(scope)) else refuse_websocket
         elif scope["type"] == "lifespan" and hasattr(self.realtime, "lifespan"):

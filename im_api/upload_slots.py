@@ -11,6 +11,9 @@ both "get" the same byte. So each process also remembers the slots it holds, and
 descriptor per file open for good (closing any descriptor of a file drops all the process's
 locks on it). Several machines share the count only where they share the instance folder
 on a filesystem with working POSIX locks; otherwise the limit is per machine.
+
+The realtime endpoint counts sockets at once per user and per client address the same way
+(`socket-slots-user`, `socket-slots-address`).
 """
 
 from __future__ import annotations

@@ -115,6 +115,18 @@ class Settings:
     ws_queue: int = 1000  # frames waiting for a client; one more closes it with 4503
     ws_ping_interval: float = 20.0  # seconds between uvicorn's pings that find dead peers
     ws_ping_timeout: float = 20.0  # seconds a peer has to answer one
+    # Facing the internet: connections, headers, sockets, replays, stalls (README).
+    max_header_bytes: int = 32 * 1024  # a request's line and headers; past it 431, closed
+    header_timeout: float = 30.0  # seconds a request has to send them; then 408, closed
+    max_connections_per_address: int = 256  # open at once, per worker (0: no limit)
+    ws_max_sockets_per_user: int = 20  # at once, on every worker of the instance folder
+    ws_max_sockets_per_address: int = 128  # ... and per client address (0: no limit)
+    limit_replay_per_user: str = "20000/3600"  # messages `sync` replays, per user
+    media_request_threads: int = 4  # of the request threads, the most media requests hold
+    login_max_account_failures: int = 20  # per account, then only known addresses pass
+    login_account_failure_window: int = 3600  # ... within this many seconds
+    media_orphan_grace: int = 3600  # seconds before a stored object no row names is removed
+    reconcile_media_on_start: bool = True  # `im-api serve` removes those as it starts
     clock: Callable[[], datetime] = utc_now
 
     @property

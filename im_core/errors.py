@@ -85,6 +85,13 @@ class Error(enum.Enum):
     BAD_FRAME = (6001, 400, "Malformed frame")  # info: "Malformed frame: <what>"
     UNKNOWN_FRAME_TYPE = (6002, 400, "Unknown frame type")
     ALREADY_AUTHENTICATED = (6003, 400, "Already authenticated")
+    SYNC_UNDER_WAY = (6004, 400, "A sync is under way: send the next one after its ready")
+    REPLAY_LIMIT = (
+        6005,
+        429,
+        "Too many messages replayed, retry in {retry_after} s; page the rest with "
+        "GET /groups/{{group_id}}/messages?after_seq=",
+    )
 
     USER_NOT_FOUND = (7001, 404, "User not found")
     NOT_YOURSELF = (7002, 400, "Not with yourself")

@@ -28,6 +28,7 @@ class User(db.Entity):
     avatar = Optional("Media", reverse="avatar_of")
     sessions = Set("Session", cascade_delete=True)
     login_failures = Set("LoginFailure", cascade_delete=True)
+    known_addresses = Set("KnownAddress", cascade_delete=True)
     memberships = Set("Membership", cascade_delete=True)
     # No cascade: groups.leave() hands a group on before its owner goes.
     owned_groups = Set("Group", reverse="owner", cascade_delete=False)
@@ -65,6 +66,20 @@ class LoginFailure(db.Entity):
     id = PrimaryKey(int, auto=True, size=64)
     user = Required(User, index=True)
     at = Required(datetime)
+    # The client address the attempt came from, as `models.users.address_key` (hashed);
+    # None for failures recorded before migration 0005 (they count for the account only).
+    address = Optional(str, 48, nullable=True)
+
+
+class KnownAddress(db.Entity):
+    """A client address (hashed, as `LoginFailure.address`) the user signed in from, and
+    when last: the right password from it passes the account's lockout (models.users)."""
+
+    id = PrimaryKey(int, auto=True, size=64)
+    user = Required(User)  # indexed by the (user, address) key, which starts with it
+    address = Required(str, 48)
+    last_at = Required(datetime)
+    composite_key(user, address)
 
 
 class EmailCode(db.Entity):

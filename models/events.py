@@ -49,7 +49,7 @@ KINDS = frozenset(
         "group.updated",  # models.roles: group_id, the state version as seq
     }
 )
-REASONS = frozenset({"logout", "password_changed", "account_cancelled"})
+REASONS = frozenset({"logout", "password_changed", "account_cancelled", "token_exposed"})
 
 
 @dataclasses.dataclass(frozen=True)

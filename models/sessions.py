@@ -65,6 +65,17 @@ def end(session: Session, reason: str) -> None:
     session.delete()
 
 
+def end_exposed(token_info: dict) -> bool:
+    """End the session a verified token names because the token was seen where it must
+    never be (a URL's query string, which lands in logs): whoever read it there must not
+    use it. False when there was no such session."""
+    session = Session.get(key=token_info["sub"])
+    if session is None:
+        return False
+    end(session, "token_exposed")
+    return True
+
+
 def end_others(session: Session, reason: str) -> None:
     """End every session of the same user except `session`."""
     others = session.user.sessions.select(lambda s: s.id != session.id)[:]

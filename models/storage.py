@@ -4,7 +4,8 @@ An upload is spooled into `<media folder>/.incoming/` (on the local disk whichev
 is used) while it streams in, hashed as it is written; once accepted it goes to the store
 (`models.stores`: the instance folder, or an S3 bucket) under its SHA-256. Identical
 uploads share one object; `Media` rows name it by `sha256`. A crash leaves at most a stray
-spool file (swept after a day), never a partial object.
+spool file (swept after a day), never a partial object, or an object no row names (between
+placing it and committing its row), which `models.orphans` removes after a grace period.
 
 Placing and deleting an object happen under a per-hash lock held until the transaction
 ends (a PostgreSQL advisory lock, which every process and machine on the database shares;
@@ -48,17 +49,19 @@ def keep(spool: Spool) -> str:
     return sha256
 
 
-def forget(sha256: str, still_used) -> None:
-    """Delete the hash's object unless `still_used()` (a query for its rows) is true.
+def forget(sha256: str, still_used) -> bool:
+    """Delete the hash's object unless `still_used()` (a query for its rows) is true;
+    whether it was deleted.
 
     Call after the rows that named the object are deleted, inside that transaction. Raises
     MEDIA_STORE_UNAVAILABLE when the store fails (the transaction then rolls back whole).
     """
     _lock(sha256)
     if still_used():
-        return
+        return False
     store().delete(sha256)
     logger.debug("Media object %s deleted", sha256)
+    return True
 
 
 def _lock(sha256: str) -> None:

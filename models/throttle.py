@@ -40,6 +40,7 @@ LIMITS = {
     "search_per_address": "GET /users, per client address",
     "contact_request_per_account": "POST /contacts/requests, per account",
     "contact_request_per_address": "POST /contacts/requests, per client address",
+    "replay_per_user": "messages the socket's `sync` replays, per user",
 }
 
 
@@ -118,6 +119,30 @@ def refuse_if_spent(name: str, key: str) -> None:
     if hits is not None and hits >= count:
         metrics.refused(name)
         raise too_many_attempts(ends - epoch)
+
+
+def left(name: str, key: str) -> tuple[int, int] | None:
+    """What `key` may still spend against the limit `name` in this window, and the seconds
+    until the window ends; None when there is no limit (a read, nothing counted)."""
+    limit = _limit(name)
+    if limit is None:
+        return None
+    count, seconds = limit
+    slot, ends, epoch = _window(seconds)
+    bucket = _bucket(name, key)
+    hits = select(t.hits for t in Throttle if t.bucket == bucket and t.slot == slot).first()
+    return max(0, count - (hits or 0)), ends - epoch
+
+
+def spend_many(name: str, key: str, amount: int) -> None:
+    """Count `amount` against the limit `name` for `key`, committed at once (for a cost
+    measured after the work, such as messages replayed)."""
+    limit = _limit(name)
+    if limit is None or amount <= 0:
+        return
+    slot, ends, _ = _window(limit[1])
+    _add(_bucket(name, key), slot, ends, amount)
+    commit()
 
 
 def count_one(name: str, key: str) -> None:

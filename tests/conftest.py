@@ -324,19 +324,30 @@ def served_database(tmp_path, database_url) -> str:
     return database_url
 
 
+# The abuse limits (IM_LIMIT_*) off, and the caps on connections and sockets at once per
+# client address and user (0: none): servers of tests that do not check them, whose every
+# client is on loopback.
+NO_LIMITS = {
+    **{
+        f"IM_{field.name.upper()}": ""
+        for field in dataclasses.fields(Settings)
+        if field.name.startswith("limit_")
+    },
+    "IM_MAX_CONNECTIONS_PER_ADDRESS": "0",
+    "IM_WS_MAX_SOCKETS_PER_USER": "0",
+    "IM_WS_MAX_SOCKETS_PER_ADDRESS": "0",
+}
+
+
 @pytest.fixture
 def serve(tmp_path, served_database, media_url):
     """Starts `im-api serve` on the test database (emptied first) and the test's media store,
     with extra settings: `serve(IM_SEND_TIMEOUT="1")`. Two workers on PostgreSQL, one on
-    SQLite, unless given; the abuse limits (IM_LIMIT_*) off unless given."""
+    SQLite, unless given; the limits of `NO_LIMITS` off unless given."""
     database_url = served_database
     servers: list[LiveServer] = []
     # Tests of limits configure their own; these may register many users from loopback.
-    no_limits = {
-        f"IM_{field.name.upper()}": ""
-        for field in dataclasses.fields(Settings)
-        if field.name.startswith("limit_")
-    }
+    no_limits = NO_LIMITS
 
     def start(workers: int | None = None, **env: str) -> LiveServer:
         if workers is None:

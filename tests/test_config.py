@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import subprocess
@@ -192,3 +193,16 @@ def test_im_api_serve_exits_2_with_a_short_secret_key(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "IM_SECRET_KEYS" in done.stderr and "32 bytes" in done.stderr
     assert "tiny" not in done.stderr
+
+
+def test_every_setting_has_a_row_in_the_readme_configuration_table():
+    """Each `Settings` field is an `IM_` variable the README's Configuration table lists."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(" `") for line in table.splitlines() if line.startswith("| `")}
+    missing = [
+        f"IM_{field.name.upper()}"
+        for field in dataclasses.fields(Settings)
+        if field.name != "clock" and f"IM_{field.name.upper()}" not in rows
+    ]
+    assert missing == []

@@ -175,6 +175,11 @@ def test_a_database_at_schema_0004_upgrades_with_every_row_kept(at_0004, tmp_pat
         == []
     )
     assert database.execute(f'SELECT COUNT(*) FROM "{database.table("JoinRequest")}"') == [(0,)]
+    # 0009: failures recorded before had no address; no account has signed in from a known
+    # one yet (the next sign-in records it).
+    failures = database.table("LoginFailure")
+    assert database.execute(f'SELECT "id" FROM "{failures}" WHERE "address" IS NOT NULL') == []
+    assert database.execute(f'SELECT COUNT(*) FROM "{database.table("KnownAddress")}"') == [(0,)]
 
     with httpx.Client(base_url=server.url, timeout=30) as http:
         _every_token_works(http, expected, fixture.folder / "media")

@@ -23,15 +23,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from conftest import LiveServer, empty_tables
+from conftest import NO_LIMITS, LiveServer, empty_tables
 from im_api.app import create_app
 from im_core.config import Settings
-
-NO_LIMITS = {
-    f"IM_{field.name.upper()}": ""
-    for field in dataclasses.fields(Settings)
-    if field.name.startswith("limit_")
-}
 
 
 @pytest.fixture(scope="module")

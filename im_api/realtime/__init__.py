@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 
 from starlette.types import Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from im_api.paths import route_path
 from im_api.realtime import protocol, shutdown, store
@@ -20,6 +22,7 @@ from im_api.realtime.connection import Connection
 from im_api.realtime.hub import Hub
 from im_api.realtime.protocol import Auth, BadFrame, Ping, Sync
 from im_api.realtime.sources import LocalEvents, PostgresListener
+from im_api.upload_slots import Slot, UploadSlots
 from im_core import metrics, security
 from im_core.config import Settings
 from im_core.errors import ApiError, Error
@@ -35,6 +38,16 @@ LISTEN_WAIT = 5.0
 class Realtime:
     def __init__(self, settings: Settings):
         self.settings = settings
+        # Sockets at once per user and per client address, counted by every worker of the
+        # instance folder (the byte locks of `im_api.upload_slots`, as uploads at once).
+        self.user_slots = _slots(settings, "socket-slots-user", settings.ws_max_sockets_per_user)
+        self.address_slots = _slots(
+            settings, "socket-slots-address", settings.ws_max_sockets_per_address
+        )
+        # The client address, from X-Forwarded-For only behind IM_TRUSTED_PROXIES (as REST).
+        self._addressed = ProxyHeadersMiddleware(
+            self._socket, trusted_hosts=list(settings.trusted_proxies)
+        )
         # Made at each start, on the loop that starts them (their events and tasks belong to
         # it): `im-api serve` runs one loop per worker process, but each in-process test
         # client runs the app's lifespan on a loop of its own, several at once in the race
@@ -99,23 +112,40 @@ class Realtime:
     # --- One socket -------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._addressed(scope, receive, send)
+
+    async def _socket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (await receive())["type"] != "websocket.connect":
             return
+        slots: list[Slot] = []
         try:
             # Always accepted, then closed with a code: a refused upgrade carries none.
             await send({"type": "websocket.accept"})
-            await self._serve(scope, receive, send)
+            await self._serve(scope, receive, send, slots)
         except OSError:  # the client went (uvicorn's ClientDisconnected is one)
             pass
         except Exception as error:
             # Not the client's doing (the database, most likely): it comes back and resumes.
             logger.warning("Realtime socket failed: %r", error)
             await _close_quietly(send, protocol.RESUME)
+        finally:
+            for slot in slots:
+                slot.release()
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, slots: list) -> None:
+        """Serve one accepted socket; the places it takes (per address, per user) go in
+        `slots`, released when it ends."""
         settings = self.settings
-        if protocol.token_in_query(scope.get("query_string", b"")):
+        query = scope.get("query_string", b"")
+        if protocol.token_in_query(query):
+            exposed = protocol.tokens_in_query(query)
+            if exposed:
+                await self.startup()
+                if await self.store.run(store.end_exposed, exposed):
+                    logger.info("A session ended: its token was sent in a socket URL's query")
             return await _close(send, protocol.TOKEN_IN_QUERY)
+        if not _take(self.address_slots, _address_number(scope), slots):
+            return await _close(send, protocol.TOO_MANY_SOCKETS)
         await self.startup()
         rate = protocol.FrameRate(settings.ws_frame_rate, settings.ws_frame_burst)
         token = await self._token(scope, receive, send, rate)
@@ -127,6 +157,8 @@ class Realtime:
         session_id, user_id, seconds_left = identity
         if route_path(scope)[len(PREFIX) : -1] != str(user_id):
             return await _close(send, protocol.WRONG_USER)
+        if not _take(self.user_slots, user_id, slots):
+            return await _close(send, protocol.TOO_MANY_SOCKETS)
         if not await self._listening():
             return await _close(send, protocol.RESUME)
 
@@ -230,7 +262,8 @@ class Realtime:
             conn.reply(protocol.error_frame(error))
             return
         if isinstance(frame, Sync):
-            conn.sync(frame)
+            if not conn.sync(frame):
+                conn.reply(protocol.error_frame(BadFrame(Error.SYNC_UNDER_WAY)))
         elif isinstance(frame, Ping):
             conn.reply(protocol.PONG)
         else:
@@ -246,6 +279,29 @@ class Realtime:
         return len(data) > limit or (
             len(data) * 4 > limit and len(data.encode("utf-8", "surrogatepass")) > limit
         )
+
+
+def _slots(settings: Settings, name: str, per_key: int) -> UploadSlots | None:
+    return UploadSlots(settings.instance_dir / name, per_key) if per_key > 0 else None
+
+
+def _take(slots: UploadSlots | None, key: int, taken: list) -> bool:
+    """Take one of `key`'s places in `slots` (None: no limit) into `taken`; False when all
+    of them are held, on any worker."""
+    if slots is None:
+        return True
+    slot = slots.take(key)
+    if slot is None:
+        return False
+    taken.append(slot)
+    return True
+
+
+def _address_number(scope: Scope) -> int:
+    """The client address as a number for the slots file (a hash: 2**40 of them)."""
+    client = scope.get("client")
+    host = client[0] if client else "unknown"
+    return int.from_bytes(hashlib.sha256(host.encode("utf-8", "replace")).digest()[:5], "big")
 
 
 async def _close(send: Send, code: int) -> None:

@@ -15,6 +15,7 @@ from collections import deque
 from im_api.realtime import protocol, store
 from im_api.realtime.protocol import Sync
 from im_core import metrics
+from im_core.errors import Error
 from models.frames import dumps, session_ended
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Connection:
         self.wants_changes = False  # likewise: `revs` in its sync, for message.updated
         self.wants_states = False  # and `states`, for group.updated
         self.sync_requests: deque[Sync] = deque()
+        self.replaying = False
         self.closing: tuple[int, str | None] | None = None
         self.closed = asyncio.Event()  # the close frame went out (or the client went)
         self.wake = asyncio.Event()
@@ -142,10 +144,16 @@ class Connection:
             self.replies.append(text)
             self.wake.set()
 
-    def sync(self, request: Sync) -> None:
-        if self.closing is None:
-            self.sync_requests.append(request)
-            self.wake.set()
+    def sync(self, request: Sync) -> bool:
+        """Start a replay from the client's positions; False (nothing started) while one is
+        under way: one replay at a time per socket, the next `sync` after its `ready`."""
+        if self.closing is not None:
+            return True
+        if self.replaying or self.sync_requests:
+            return False
+        self.sync_requests.append(request)
+        self.wake.set()
+        return True
 
     def close(self, code: int, last_frame: str | None = None) -> None:
         """Close with `code` (after `last_frame`), dropping whatever was still to send."""
@@ -256,10 +264,21 @@ class Connection:
             self.lag = None
 
     async def _replay(self, request: Sync) -> None:
+        self.replaying = True
+        try:
+            await self._replay_all(request)
+        finally:
+            self.replaying = False
+
+    async def _replay_all(self, request: Sync) -> None:
         """The user's notices after the client's (if it asked for them), then every message
         after the client's positions, group by group in seq order, the messages changed after
         its revs and the groups whose state moved on after its versions (if it gave them),
-        then `ready`; live frames wait in the queue meanwhile and go after, less those sent."""
+        then `ready`; live frames wait in the queue meanwhile and go after, less those sent.
+
+        Once the user's budget of replayed messages is spent, the replay stops there with an
+        `error` frame (REPLAY_LIMIT) before `ready`: what is left, the client pages over REST.
+        """
         self.synced = False
         self.wants_notices = request.notices is not None
         self.wants_changes = request.revs is not None
@@ -270,19 +289,23 @@ class Connection:
         for group_id in sorted(since):
             after = since[group_id]
             while self.closing is None and group_id in self.groups:
-                page = await self.store.run(store.replay, self.user_id, group_id, after)
-                if not page:
+                replayed = await self.store.run(store.replay, self.user_id, group_id, after)
+                if replayed is None:
                     break
-                for seq, text in page:
-                    # Removed from the group meanwhile: nothing more of it.
-                    if self.closing is not None or group_id not in self.groups:
+                if replayed.spent_for is not None:
+                    await self._send(_replay_limit(replayed.spent_for))
+                    return await self._ready(request)
+                for seq, text in replayed.page:
+                    if self.closing is not None:
                         return
+                    if group_id not in self.groups:
+                        break  # removed from the group meanwhile: nothing more of it
                     await self._send(text)
                     self.sent[group_id] = max(self.sent.get(group_id, 0), seq)
                     after = seq
                 while self.replies:  # a ping during a long replay is answered
                     await self._send(self.replies.popleft())
-                if len(page) < store.PAGE:
+                if not replayed.more:
                     break
         if self.wants_changes and not await self._replay_changes(request):
             return
@@ -291,6 +314,11 @@ class Connection:
                 if self.closing is not None:
                     return
                 await self._send(text)
+        await self._ready(request)
+
+    async def _ready(self, request: Sync) -> None:
+        """`ready`: where every conversation of the user stands (and its notices and states,
+        when the client asked for them); live frames follow."""
         if self.closing is not None:
             return
         last, read = await self.store.run(store.ready_state, self.user_id)
@@ -384,6 +412,12 @@ class Connection:
 
 class ClientGone(Exception):
     """A send failed: the client went (its cause says how)."""
+
+
+def _replay_limit(retry_after: int) -> str:
+    error = Error.REPLAY_LIMIT
+    info = error.value[2].format(retry_after=max(1, retry_after))
+    return protocol.error_frame(protocol.BadFrame(error, info))
 
 
 def _uncancel() -> None:

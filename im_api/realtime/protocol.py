@@ -12,6 +12,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from im_core.errors import Error
 from models.frames import dumps
@@ -23,6 +24,7 @@ TOO_LARGE = 1009
 TOKEN_IN_QUERY = 4400
 NOT_AUTHENTICATED = 4401
 WRONG_USER = 4403
+TOO_MANY_SOCKETS = 4409
 SESSION_ENDED = 4410
 TOO_MANY_FRAMES = 4429
 RESUME = 4503
@@ -32,6 +34,7 @@ REASONS = {
     TOKEN_IN_QUERY: "Send the token in the Authorization header or an auth frame",
     NOT_AUTHENTICATED: "Not authenticated",
     WRONG_USER: "Token of another user",
+    TOO_MANY_SOCKETS: "Too many sockets at once for this user or address",
     SESSION_ENDED: "Session ended",
     TOO_MANY_FRAMES: "Too many frames",
     RESUME: "Reconnect and resume",
@@ -91,7 +94,9 @@ def parse(text: str | None) -> Frame:
     if text is None:
         raise malformed("frames are JSON text, not binary")
     try:
-        data = json.loads(text)
+        data = _DECODER.decode(text)
+    except _KeyTwice as error:
+        raise malformed(str(error)) from None
     except (ValueError, RecursionError):  # RecursionError: a deeply nested document
         raise malformed("not JSON") from None
     if not isinstance(data, dict):
@@ -120,6 +125,28 @@ def parse(text: str | None) -> Frame:
         states = _positions("states", data["states"]) if "states" in data else None
         return Sync(_positions("since", data.get("since")), notices, revs, states)
     return Ping()
+
+
+class _KeyTwice(ValueError):
+    pass
+
+
+def _one_value_per_key(pairs: list[tuple[str, object]]) -> dict:
+    # As REST bodies (im_api.validation): with a key twice, which one counts would be for the
+    # reader to guess (Python's parser takes the last, others the first).
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise _KeyTwice(f"the key {twice[:40]!r} is given twice")
+    return data
+
+
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_one_value_per_key, parse_constant=_not_json)
 
 
 def _positions(field: str, given) -> dict[int, int]:
@@ -161,6 +188,14 @@ def token_in_query(query_string: bytes) -> bool:
         if name.replace(b"%5F", b"_").replace(b"%5f", b"_").lower() in TOKEN_PARAMETERS:
             return True
     return False
+
+
+def tokens_in_query(query_string: bytes, most: int = 4) -> list[str]:
+    """The values of the upgrade's token parameters (the first `most`), to be ended as
+    exposed: a token in a URL lands in logs and histories."""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    names = {name.decode() for name in TOKEN_PARAMETERS}
+    return [value for name, value in pairs if name.lower() in names and value][:most]
 
 
 class FrameRate:

@@ -17,11 +17,23 @@ from pony.orm import db_session, exists, select
 
 from im_core import security
 from im_core.config import now
-from models import frames, messages, notices, profiles, reads, roles
+from models import frames, messages, notices, profiles, reads, roles, sessions, throttle
 from models.entities import Group, Hidden, Membership, Message, Session, User
 
 # Messages rendered per query while replaying: a page of frames held at once per socket.
 PAGE = 100
+# The limit (models.throttle) of messages replayed per user.
+REPLAY_LIMIT = "replay_per_user"
+
+
+@dataclass
+class Replayed:
+    """A page of a replay: (seq, frame) pairs; `spent_for` the seconds until the user's
+    replay budget is whole again, when it ran out before this page."""
+
+    page: list[tuple[int, str]]
+    more: bool = False  # the page is full: the group may have more after it
+    spent_for: int | None = None
 
 
 class Store:
@@ -50,6 +62,18 @@ def authenticate(token: str) -> tuple[int, int, float] | None:
         if session is None or session.expires_at <= now():
             return None
         return session.id, session.user.id, (session.expires_at - now()).total_seconds()
+
+
+def end_exposed(tokens: list[str]) -> int:
+    """End the sessions of `tokens`, seen in a socket URL's query (`sessions.end_exposed`);
+    how many ended. Badly signed or old tokens name nothing and are skipped."""
+    ended = 0
+    for token in tokens:
+        info = security.token_info(token)
+        if info is not None:
+            with db_session:
+                ended += sessions.end_exposed(info)
+    return ended
 
 
 def groups_of(session_id: int, user_id: int) -> set[int] | None:
@@ -125,16 +149,22 @@ def message_frames(spans: dict[int, tuple[int, int]]) -> dict[int, list[tuple[in
     return found_frames
 
 
-def replay(user_id: int, group_id: int, after: int) -> list[tuple[int, str]] | None:
+def replay(user_id: int, group_id: int, after: int) -> Replayed | None:
     """Up to PAGE frames of the group's messages with seq > `after`, in seq order, less those
-    the user deleted for themselves (each as it is now); None when the user is not (or no
-    longer) a member."""
+    the user deleted for themselves (each as it is now), counted against the user's budget
+    of replayed messages (`limit_replay_per_user`, shared by its sockets on every worker);
+    None when the user is not (or no longer) a member."""
     with db_session:
         if not Membership.exists(group=group_id, user=user_id):
             return None
+        budget = throttle.left(REPLAY_LIMIT, str(user_id))
+        if budget is not None and budget[0] == 0:
+            return Replayed([], spent_for=budget[1])
+        asked = PAGE if budget is None else min(PAGE, budget[0])
         found = select(m for m in Message if m.group.id == group_id and m.seq > after)
-        found = _visible(found, user_id).order_by(lambda m: m.seq).limit(PAGE)
-        return _frames(list(found))
+        page = _frames(list(_visible(found, user_id).order_by(lambda m: m.seq).limit(asked)))
+        throttle.spend_many(REPLAY_LIMIT, str(user_id), len(page))
+        return Replayed(page, more=len(page) == asked)
 
 
 def replay_changes(

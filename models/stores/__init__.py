@@ -13,6 +13,7 @@ is not there as MEDIA_NOT_FOUND (404).
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Protocol
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from im_core.config import Settings
     from models.spool import Spool
 
+# How an object's name looks: the lower-case hex SHA-256 of its bytes.
+SHA256 = re.compile(r"[0-9a-f]{64}")
 # Bytes read from a store at a time for a client: small enough that hundreds of stalled
 # clients hold little memory (about a chunk each above what the kernel buffers), large
 # enough that a fast one costs few sends.
@@ -69,6 +72,10 @@ class Store(Protocol):
     def unreachable(self, timeout: float) -> str | None:
         """Why the store cannot be used now, in a few words; None when it can (a readiness
         check, answered within about `timeout` seconds)."""
+
+    def objects(self) -> Iterator[tuple[str, float]]:
+        """Every object stored: (its hash, when it was last written, in seconds since the
+        epoch), in no particular order; read as they are listed (`models.orphans`)."""
 
 
 _stores: dict[tuple, Store] = {}

@@ -9,11 +9,12 @@ folder only through a shared file system; an S3 bucket (`models.stores.s3`) is t
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from im_core.errors import ApiError, Error
-from models.stores import CHUNK
+from models.stores import CHUNK, SHA256
 
 if TYPE_CHECKING:
     from models.spool import Spool
@@ -52,6 +53,16 @@ class LocalStore:
         if not os.access(self.folder, os.W_OK | os.X_OK):
             return "the media folder cannot be written"
         return None
+
+    def objects(self) -> Iterator[tuple[str, float]]:
+        # Only files named by a hash: the spool folder and anything else are not objects.
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if SHA256.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    try:
+                        yield entry.name, entry.stat(follow_symlinks=False).st_mtime
+                    except FileNotFoundError:
+                        continue  # deleted meanwhile
 
     def open(self, sha256: str, start: int, length: int) -> FileChunks:
         try:

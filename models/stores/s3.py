@@ -23,6 +23,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,7 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from im_core import metrics
 from im_core.errors import ApiError, Error
-from models.stores import CHUNK
+from models.stores import CHUNK, SHA256
 
 if TYPE_CHECKING:
     from models.spool import Spool
@@ -163,6 +164,17 @@ class S3Store:
                 Range=f"bytes={start}-{start + length - 1}",
             )
         return S3Chunks(answer["Body"], sha256)
+
+    def objects(self) -> Iterator[tuple[str, float]]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._prefix
+        )
+        with _answering("list", "the objects"):
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(self._prefix) :]
+                    if SHA256.fullmatch(name):  # not a hash: not ours
+                        yield name, item["LastModified"].timestamp()
 
     def _upload(self, spool: Spool) -> None:
         # From the file's path, not an open file: the transfer manager then reads each part
