@@ -102,6 +102,39 @@ def resolved(node: Any, path: Path = ASYNCAPI_PATH, _seen: tuple = ()) -> Any:
     return {key: resolved(value, path, _seen) for key, value in node.items()}
 
 
+def reached_compositions(
+    node: Any, path: Path = ASYNCAPI_PATH, pointer: str = "", _seen: tuple = ()
+) -> list[str]:
+    """Where (`file#pointer`) each `allOf`/`anyOf`/`oneOf` list reached from `node` lies,
+    once per path that reaches it, following `$ref`s into other files."""
+    if isinstance(node, list):
+        return [
+            where
+            for index, item in enumerate(node)
+            for where in reached_compositions(item, path, f"{pointer}/{index}", _seen)
+        ]
+    if not isinstance(node, dict):
+        return []
+    if "$ref" in node:
+        location, _, target = node["$ref"].partition("#")
+        where = (path.parent / location).resolve() if location else path
+        key = (str(where), target)
+        if key in _seen:
+            raise ValueError(f"circular $ref {node['$ref']} in {path}")
+        return reached_compositions(
+            _pointer(_document(where), target), where, target, (*_seen, key)
+        )
+    found = [
+        f"{path.name}#{pointer}/{key}"
+        for key in ("allOf", "anyOf", "oneOf")
+        if isinstance(node.get(key), list)
+    ]
+    for key, value in node.items():
+        if key not in ("example", "examples"):
+            found += reached_compositions(value, path, f"{pointer}/{key}", _seen)
+    return found
+
+
 @dataclass
 class Frame:
     """One message of the contract: its `type` and payload schema (references resolved)."""

@@ -20,7 +20,13 @@ import pytest
 import yaml
 
 from conformance import socket_client
-from conformance.socket_client import ASYNCAPI_PATH, contract, resolved
+from conformance.socket_client import (
+    ASYNCAPI_PATH,
+    OPENAPI_FORMATS,
+    contract,
+    reached_compositions,
+    resolved,
+)
 
 VALIDATE = Path(__file__).resolve().parent / "asyncapi" / "validate.sh"
 
@@ -136,6 +142,30 @@ def test_payloads_share_the_openapi_components():
     }
     assert schema("memberAdded")["user"] == {"$ref": "./openapi.yaml#/components/schemas/Member"}
     assert schema("error")["code"] == {"$ref": "./openapi.yaml#/components/schemas/ErrorCode"}
+
+
+def test_no_composition_is_reached_twice_from_openapi_format_payloads():
+    """No `allOf`/`anyOf`/`oneOf` list is reached twice from the payloads in OpenAPI's format.
+
+    The AsyncAPI tools convert each such payload to JSON Schema with
+    @asyncapi/openapi-schema-parser 3.1, which copies each schema before converting it but
+    writes the converted members of a composition back into the original list. A second
+    payload (or a second path of the same one) reaching that list then finds members already
+    converted (`type: [integer, "null"]`) and the whole document fails to parse, in an order
+    that varies from run to run: `asyncapi validate` failed one run in three that way. A
+    property that needs its own description next to a `$ref` says it in its parent's
+    description instead of wrapping the `$ref` in `allOf`.
+    """
+    document = yaml.safe_load(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    reached: dict[str, list[str]] = {}
+    for name, message in document["components"]["messages"].items():
+        payload = message["payload"]
+        if payload.get("schemaFormat") not in OPENAPI_FORMATS:
+            continue
+        for where in reached_compositions(payload["schema"]):
+            reached.setdefault(where, []).append(name)
+    twice = {where: names for where, names in reached.items() if len(names) > 1}
+    assert not twice, f"compositions reached more than once (where: by which frames): {twice}"
 
 
 def test_every_example_is_valid_against_its_payload():
