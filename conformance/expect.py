@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 SUCCEED = {"code": 0, "info": "Succeed"}
+FIELD_ERROR_KEYS = {"in", "field", "rule", "message"}
 
 
 def _show(response: httpx.Response) -> str:
@@ -36,10 +37,13 @@ def error(
 ) -> dict:
     """An error: `status` and exactly `{code, info}` (plus `extra_keys`), `code` as given;
     the `request_id` the contract allows beside them, when there, is the `X-Request-ID`
-    the response answers."""
+    the response answers, and the `errors` list it allows with 1001 holds field errors."""
     assert response.status_code == status, _show(response)
     body = json_body(response)
-    assert set(body) - {"request_id"} == {"code", "info", *extra_keys}, _show(response)
+    allowed = {"request_id", "errors"} if code == 1001 else {"request_id"}
+    assert set(body) - allowed == {"code", "info", *extra_keys}, _show(response)
+    for entry in body.get("errors", []):
+        assert set(entry) == FIELD_ERROR_KEYS, _show(response)
     if "request_id" in body and "x-request-id" in response.headers:
         assert body["request_id"] == response.headers["x-request-id"], _show(response)
     assert body["code"] == code, _show(response)

@@ -47,12 +47,12 @@ from connexion.utils import (
     is_nullable,
     split_content_type,
 )
-from connexion.validators import ParameterValidator
-from jsonschema import Draft4Validator, ValidationError
+from jsonschema import Draft4Validator
+from jsonschema.exceptions import best_match
 from starlette.types import Receive, Scope, Send
 
 from im_api.paths import route_path
-from im_api.validation import PARSED_JSON, JSONBodyValidator
+from im_api.validation import PARSED_JSON, FieldParameterValidator, JSONBodyValidator
 from im_core.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -67,10 +67,11 @@ def app_options(settings: Settings) -> dict:
 
 
 def validator_map(settings: Settings, *, body: MediaTypeDict) -> dict:
-    """`add_api`'s validator map: the `body` validators given, and parameter validation, with
-    their jsonschema validators built once per schema."""
+    """`add_api`'s validator map: the `body` validators given, and our parameter validation
+    (every offending parameter in `errors`); with the speedups, their jsonschema validators
+    are built once per schema."""
     if not settings.connexion_speedups:
-        return {"body": body}
+        return {"body": body, "parameter": FieldParameterValidator}
     return {"body": with_cached_json_validator(body), "parameter": CachedParameterValidator}
 
 
@@ -136,8 +137,9 @@ def with_cached_json_validator(validators: MediaTypeDict) -> MediaTypeDict:
     )
 
 
-class CachedParameterValidator(ParameterValidator):
-    """Connexion's parameter validator without a deep copy and a new validator per value."""
+class CachedParameterValidator(FieldParameterValidator):
+    """Our parameter validator with a jsonschema validator built once per schema, not a new
+    one per value."""
 
     def validate(self, scope) -> None:
         # An operation without parameters has nothing to check but stray query parameters.
@@ -145,25 +147,13 @@ class CachedParameterValidator(ParameterValidator):
             return
         super().validate(scope)
 
-    @staticmethod
-    def validate_parameter(parameter_type, value, param, param_name=None):
-        if is_nullable(param) and is_null(value):
-            return None
-        if value is not None:
-            schema = param.get("schema", param)
-            validator = _once_per_schema(
-                _PARAMETER_SCHEMA_VALIDATORS,
-                schema,
-                lambda: Draft4Validator(schema, format_checker=Draft4Validator.FORMAT_CHECKER),
-            )
-            try:
-                validator.validate(value)
-            except ValidationError as exception:
-                return str(exception)
-            return None
-        if param.get("required"):
-            return f"Missing {parameter_type} parameter '{param['name']}'"
-        return None
+    def schema_error(self, schema: dict, value):
+        validator = _once_per_schema(
+            _PARAMETER_SCHEMA_VALIDATORS,
+            schema,
+            lambda: Draft4Validator(schema, format_checker=Draft4Validator.FORMAT_CHECKER),
+        )
+        return best_match(validator.iter_errors(value))
 
 
 class CachedRequestValidationOperation(RequestValidationOperation):

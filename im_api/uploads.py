@@ -28,10 +28,15 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import Message, Receive, Scope
 
+from im_api.field_errors import entry, pointer
 from im_core import metrics
 from im_core.config import current
 from im_core.errors import ApiError, Error
 from models.spool import Spool
+
+# The `errors` entries of a part the upload does not have, and of its one part sent twice.
+_STRAY = "is not a part of this upload"
+_TWICE = "is sent more than once"
 
 RECEIVED = "im_api.upload"
 MAX_HEADER_BYTES = 8192  # one header line of a part; more is not a browser's upload
@@ -182,9 +187,17 @@ class _Reader:
             )
         name = options[b"name"].decode("utf-8", "replace")
         if name != self.part:
-            raise ApiError(Error.INVALID_REQUEST, f"Invalid request: unexpected part {name[:64]!r}")
+            raise ApiError(
+                Error.INVALID_REQUEST,
+                f"Invalid request: unexpected part {name[:64]!r}",
+                extra={"errors": [entry("body", pointer([name]), "additionalProperties", _STRAY)]},
+            )
         if self.spool is not None:
-            raise ApiError(Error.INVALID_REQUEST, f"Invalid request: more than one [{self.part}]")
+            raise ApiError(
+                Error.INVALID_REQUEST,
+                f"Invalid request: more than one [{self.part}]",
+                extra={"errors": [entry("body", pointer([self.part]), "maxItems", _TWICE)]},
+            )
         if b"filename" not in options:  # a text field, not a file
             raise ApiError(Error.MISSING_PART, part=self.part)
         self.filename = options[b"filename"].decode("utf-8", "replace")

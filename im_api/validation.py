@@ -19,13 +19,14 @@ import typing as t
 
 from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator
-from connexion.validators import FormDataValidator, JSONRequestBodyValidator
+from connexion.utils import is_null, is_nullable
+from connexion.validators import FormDataValidator, JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import best_match
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope
 
-from im_api import json_body
+from im_api import field_errors, json_body
 from im_api.uploads import MultipartUploadValidator
 from im_core.errors import ApiError, Error
 
@@ -59,7 +60,7 @@ FORMAT_CHECKER.checks("email")(is_mailbox)
 def describe(error: ValidationError) -> str:
     """One line saying where the body broke which rule, without echoing secrets."""
     if error.validator in ("oneOf", "anyOf"):
-        closest = _closest_form(error)
+        closest = field_errors.closest_form(error)
         if closest is not None:
             return describe(closest)
     where = "/".join(str(part) for part in error.absolute_path)
@@ -73,25 +74,71 @@ def describe(error: ValidationError) -> str:
     return detail if len(detail) <= 300 else detail[:300] + "..."
 
 
-def _closest_form(error: ValidationError) -> ValidationError | None:
-    """When the body has no field that only one of the accepted forms lacks, the first
-    error of that form: `{name, password, email}` for a registration is missing its
-    `security_code`, not "matching no form"."""
-    by_form: dict = {}
-    for sub in error.context or []:
-        by_form.setdefault(sub.relative_schema_path[0], []).append(sub)
-    fitting = [
-        errors
-        for errors in by_form.values()
-        if not any(sub.validator == "additionalProperties" for sub in errors)
-    ]
-    if len(fitting) == 1:
-        return best_match(fitting[0])
-    return None
+def invalid_body(errors: list[ValidationError]) -> ApiError | None:
+    """1001 for a body that broke its schema: the most telling error in `info`, and every
+    field and rule in `errors`; None when `errors` is empty."""
+    if not errors:
+        return None
+    return ApiError(
+        Error.INVALID_REQUEST,
+        f"Invalid request: {describe(best_match(errors))}",
+        extra={"errors": field_errors.body_errors(errors)},
+    )
 
 
-def _invalid(error: ValidationError) -> ApiError:
-    return ApiError(Error.INVALID_REQUEST, f"Invalid request: {describe(error)}")
+class FieldParameterValidator(ParameterValidator):
+    """Connexion's parameter validation, answering 1001 with every offending parameter in
+    `errors` (Connexion stops at the first, and its message may not name it)."""
+
+    def schema_error(self, schema: dict, value: t.Any) -> ValidationError | None:
+        validator = Draft4Validator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+        return best_match(validator.iter_errors(value))
+
+    def validate_request(self, request) -> None:
+        found = []
+        if self.strict_validation:
+            extra = self.validate_query_parameter_list(
+                request, security_params=self.security_query_params
+            )
+            found += [
+                field_errors.entry("query", name, "unknown", "is not a parameter of this operation")
+                for name in sorted(extra)
+            ]
+        values = {
+            "query": lambda name: request.query_params.get(name),
+            "path": lambda name: request.path_params.get(name.replace("-", "_")),
+            "header": lambda name: request.headers.get(name),
+            "cookie": lambda name: request.cookies.get(name),
+        }
+        for where, value_of in values.items():
+            for param in self.parameters.get(where, []):
+                value = value_of(param["name"])
+                if is_nullable(param) and is_null(value):
+                    continue
+                if value is None:
+                    if param.get("required"):
+                        found.append(
+                            field_errors.entry(where, param["name"], "required", "is required")
+                        )
+                    continue
+                error = self.schema_error(param.get("schema", param), value)
+                if error is not None:
+                    found.append(field_errors.parameter_error(where, param["name"], error))
+        if found:
+            first = found[0]
+            raise ApiError(
+                Error.INVALID_REQUEST,
+                f"Invalid request: {first['in']} parameter '{first['field']}' {first['message']}",
+                extra={"errors": found[: field_errors.MAX_FIELD_ERRORS]},
+            )
+
+
+def _empty_body() -> ApiError:
+    return ApiError(
+        Error.INVALID_REQUEST,
+        "Invalid request: the body must not be empty",
+        extra={"errors": [field_errors.entry("body", "", "required", "is required")]},
+    )
 
 
 class JSONBodyValidator(JSONRequestBodyValidator):
@@ -106,6 +153,8 @@ class JSONBodyValidator(JSONRequestBodyValidator):
         headers = Headers(scope=scope)
         has_body = "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
         check_json_content_type(scope, has_body=has_body)
+        if not has_body and self._required:
+            raise _empty_body()
         if "content-length" in headers or "transfer-encoding" not in headers:
             return await super().wrap_receive(receive, scope=scope)
         chunks, more = [], True
@@ -137,10 +186,10 @@ class JSONBodyValidator(JSONRequestBodyValidator):
 
     def _validate(self, body: t.Any) -> dict | None:
         if body is None:
-            raise ApiError(Error.INVALID_REQUEST, "Invalid request: the body must not be empty")
-        error = best_match(self._validator.iter_errors(body))
-        if error is not None:
-            raise _invalid(error)
+            raise _empty_body()
+        invalid = invalid_body(list(self._validator.iter_errors(body)))
+        if invalid is not None:
+            raise invalid
         return None
 
 

@@ -16,6 +16,21 @@ def has_lone_surrogate(text: str) -> bool:
 
 
 def refuse_lone_surrogates(field: str, text: str) -> None:
-    """Raises INVALID_REQUEST naming `field` when `text` holds a lone surrogate."""
+    """Raises INVALID_REQUEST naming `field` (a top-level field of the body) when `text`
+    holds a lone surrogate."""
     if has_lone_surrogate(text):
-        raise ApiError(Error.INVALID_REQUEST, f"Invalid request: '{field}' is not valid Unicode")
+        raise invalid_text(field, "unicode", "is not valid Unicode (a lone surrogate)")
+
+
+def refuse_nul(field: str, text: str) -> None:
+    """Raises INVALID_REQUEST naming `field` when `text` holds NUL."""
+    if "\x00" in text:
+        raise invalid_text(field, "pattern", "must not hold NUL")
+
+
+def invalid_text(field: str, rule: str, message: str) -> ApiError:
+    return ApiError(
+        Error.INVALID_REQUEST,
+        f"Invalid request: '{field}' {message}",
+        extra={"errors": [{"in": "body", "field": f"/{field}", "rule": rule, "message": message}]},
+    )

@@ -149,8 +149,7 @@ def set_announcement(group_id: int, by_id: int, text: str) -> Group:
     """An admin sets the group's announcement, signed with their name and the time. Raises
     ADMIN_ONLY, or INVALID_REQUEST for text with NUL or a lone surrogate."""
     checks.refuse_lone_surrogates("text", text)
-    if "\x00" in text:
-        raise ApiError(Error.INVALID_REQUEST, info="Invalid request: text holds NUL")
+    checks.refuse_nul("text", text)
     group, by, role = locked(group_id, by_id)
     require_admin(role)
     group.announcement = text

@@ -114,6 +114,9 @@ def test_register_with_an_email_but_no_code_is_refused_naming_the_code(api):
     assert error_body(response) == {
         "code": 1001,
         "info": "Invalid request: 'security_code' is a required property",
+        "errors": [
+            {"in": "body", "field": "/security_code", "rule": "required", "message": "is required"}
+        ],
     }
 
 
@@ -125,6 +128,7 @@ def test_register_with_a_code_but_no_email_is_refused_naming_the_email(api):
     assert error_body(response) == {
         "code": 1001,
         "info": "Invalid request: 'email' is a required property",
+        "errors": [{"in": "body", "field": "/email", "rule": "required", "message": "is required"}],
     }
 
 
