@@ -1,4 +1,5 @@
-"""Small pieces every entity view uses: times and signed media URLs."""
+"""Small pieces every entity view uses: times, signed media URLs and the socket's URL, which
+`IM_PUBLIC_BASE_URL` makes absolute."""
 
 from __future__ import annotations
 
@@ -10,6 +11,27 @@ from im_core.config import current
 
 def utc_iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# The socket's scheme under a public base URL of each scheme.
+_WS_SCHEMES = {"http": "ws", "https": "wss"}
+
+
+def public(path: str) -> str:
+    """`path` (from the server's root, `/api/...`) as clients get it: under
+    `IM_PUBLIC_BASE_URL` when it is set, else as it is."""
+    base = current().public_base_url.rstrip("/")
+    return base + path if base else path
+
+
+def ws_url(user_id: int) -> str:
+    """The user's socket: `ws/user/{id}/`, relative to `/api/` as document A has it, or
+    absolute under `IM_PUBLIC_BASE_URL` with its scheme switched to ws or wss."""
+    base = current().public_base_url.rstrip("/")
+    if not base:
+        return f"ws/user/{user_id}/"
+    scheme, rest = base.split("://", 1)
+    return f"{_WS_SCHEMES[scheme.lower()]}://{rest}/api/ws/user/{user_id}/"
 
 
 def media_url(media) -> str:
@@ -35,4 +57,4 @@ def stable_url(media_id: int, uploaded_at: datetime, ttl: int) -> str:
     half = max(ttl // 2, 1)
     uploaded = int(uploaded_at.replace(tzinfo=timezone.utc).timestamp())
     issued_at = uploaded + (security.signing_time() - uploaded) // half * half
-    return f"/api/media/{media_id}?sig={security.sign_media(media_id, ttl, issued_at)}"
+    return public(f"/api/media/{media_id}?sig={security.sign_media(media_id, ttl, issued_at)}")
