@@ -236,10 +236,11 @@ class Server:
         return self.target().client()
 
     def ws_url(self, ws_url: str) -> str:
-        """A `ws_url` of register or login, resolved against the API's base as documented."""
+        """A `ws_url` of register or login, resolved against the API's base as documented
+        (an absolute one, from a server with a public base URL, as it is)."""
         url = urllib.parse.urljoin(self.base_url + "/", ws_url)
         scheme, rest = url.split(":", 1)
-        return {"http": "ws", "https": "wss"}[scheme] + ":" + rest
+        return {"http": "ws", "https": "wss"}.get(scheme, scheme) + ":" + rest
 
     def user_socket_url(self, user_id: int, query: str = "") -> str:
         return self.ws_url(f"ws/user/{user_id}/") + (f"?{query}" if query else "")

@@ -29,9 +29,9 @@ def upload_voice(group_id, token_info):
 
 
 def fetch_media(media_id, sig):
-    found = media.by_signed_link(media_id, sig)
+    found, life = media.by_signed_link(media_id, sig)
     inline = media.KINDS[found.kind].inline
-    return serving.send(storage.store(), found, inline=inline)
+    return serving.send(storage.store(), found, inline=inline, fresh_for=life)
 
 
 def _post(group_id, token_info, kind):

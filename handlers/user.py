@@ -6,7 +6,7 @@ from handlers import SUCCEED
 from im_api import clients, uploads
 from im_core.errors import ApiError
 from models import codes, media, profiles, sessions, throttle, users
-from models.present import utc_iso
+from models.present import utc_iso, ws_url
 
 
 def _signed_in(user, token, session) -> dict:
@@ -14,7 +14,7 @@ def _signed_in(user, token, session) -> dict:
         **SUCCEED,
         "token": token,
         "expires_at": utc_iso(session.expires_at),
-        "ws_url": f"ws/user/{user.id}/",
+        "ws_url": ws_url(user.id),
         "user": profiles.view(user),
     }
 

@@ -30,8 +30,6 @@ SAFE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "sandbox",
     "Accept-Ranges": "bytes",
-    # The URL is signed for one viewer: no shared cache; revalidate with the ETag.
-    "Cache-Control": "private, no-cache",
 }
 
 
@@ -54,10 +52,10 @@ class FileSlot:
             self.chunks = None
 
 
-def send(store: Store, media, *, inline: bool) -> flask.Response:
+def send(store: Store, media, *, inline: bool, fresh_for: int) -> flask.Response:
     """The response to a GET or HEAD of `media` (its object in `store`) for the current
     request: status and headers, the opened range left in the request's `FileSlot` for a
-    body to send.
+    body to send. A browser may reuse it for `fresh_for` seconds (what its URL has left).
 
     Raises RANGE_NOT_SATISFIABLE for a single range outside the media, MEDIA_NOT_FOUND when
     the object went meanwhile, MEDIA_STORE_UNAVAILABLE when the store fails.
@@ -65,6 +63,9 @@ def send(store: Store, media, *, inline: bool) -> flask.Response:
     request = flask.request
     headers = {
         **SAFE_HEADERS,
+        # The signed URL is a credential: no shared cache. The URL stays the same for a while
+        # (`models.present.stable_url`), so the browser's copy serves it until it expires.
+        "Cache-Control": f"private, max-age={fresh_for}",
         "ETag": f'"{media.sha256}"',
         "Content-Disposition": content_disposition(media.filename, inline),
     }

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 MB = 1024 * 1024
 # Signing keys shorter than this are guessable offline from one token (HMAC-SHA1 in
@@ -97,6 +98,9 @@ class Settings:
     ready_timeout: float = 2.0  # seconds the readiness check gives the media store
     # Origins (scheme://host[:port]) whose pages may call the API; empty: none, "*": any.
     cors_origins: list[str] = dataclasses.field(default_factory=list)
+    # Where clients reach the server, http(s)://host[:port][/path]: media URLs and ws_url are
+    # made absolute under it (ws:// or wss:// for the socket); empty: relative, as in the spec.
+    public_base_url: str = ""
     db_pool_size: int = 10
     migrate_on_start: bool = True  # false: the server refuses a database behind the code
     # The serving front (im_api/front.py and the modules it dispatches to).
@@ -175,6 +179,7 @@ class Settings:
     def check(self) -> None:
         """Raise SettingsError for a setting the server must not start with."""
         _check_operating(self)
+        _check_public_base_url(self.public_base_url)
         for field in dataclasses.fields(self):
             if field.name.startswith("limit_"):
                 parse_limit(field.name, getattr(self, field.name))
@@ -230,6 +235,29 @@ def _check_operating(settings: Settings) -> None:
         )
     if settings.log_format not in ("text", "json"):
         raise SettingsError(f"IM_LOG_FORMAT must be text or json, got {settings.log_format[:20]!r}")
+
+
+def _check_public_base_url(value: str) -> None:
+    if not value:
+        return
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 (a port out of range or not a number raises here)
+        fits = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.username is None
+            and "?" not in value
+            and "#" not in value
+            and all(ch.isprintable() and not ch.isspace() for ch in value)
+        )
+    except ValueError:
+        fits = False
+    if not fits:
+        raise SettingsError(
+            "IM_PUBLIC_BASE_URL: expected http(s)://host[:port][/path] with no user, query or "
+            f"fragment, such as https://chat.example.com; got {value[:80]!r}"
+        )
 
 
 def _parse(name: str, type_name: str, raw: str):

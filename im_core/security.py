@@ -79,10 +79,14 @@ def signing_time() -> int:
     return int(_media.make_signer().get_timestamp())
 
 
-def verify_media(media_id: int, signature: str) -> bool:
+def media_link_life(media_id: int, signature: str) -> int | None:
+    """The seconds a media link's signature has left, or None when it is wrong, expired or
+    for another media."""
     try:
-        (signed_id, ttl), _ = _media.loads(signature, return_timestamp=True)
+        (signed_id, ttl), signed_at = _media.loads(signature, return_timestamp=True)
         _media.loads(signature, max_age=ttl)
     except (BadData, ValueError, TypeError, UnicodeError):
-        return False
-    return signed_id == media_id
+        return None
+    if signed_id != media_id:
+        return None
+    return max(int(signed_at.timestamp()) + ttl - signing_time(), 0)

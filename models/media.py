@@ -214,19 +214,20 @@ def _forget_after_rollback(sha256: str) -> None:
         rollback()
 
 
-def by_signed_link(media_id: int, signature: str) -> Media:
-    """The media a signed URL names.
+def by_signed_link(media_id: int, signature: str) -> tuple[Media, int]:
+    """The media a signed URL names, and the seconds the URL has left.
 
     Raises BAD_MEDIA_LINK for a signature that is wrong, expired or for another media, and
     MEDIA_NOT_FOUND when the media is gone. Whether its object is still in the store is
     found when it is read (`models.stores.Store.open`).
     """
-    if not security.verify_media(media_id, signature):
+    life = security.media_link_life(media_id, signature)
+    if life is None:
         raise ApiError(Error.BAD_MEDIA_LINK)
     media = Media.get(id=media_id)
     if media is None:
         raise ApiError(Error.MEDIA_NOT_FOUND)
-    return media
+    return media, life
 
 
 def clean_filename(name: str, fallback: str) -> str:

@@ -293,7 +293,7 @@ def view(
         "client_msg_id": message.client_msg_id,
         "mentions": [int(i) for i in message.mentions.split(",")] if message.mentions else [],
         "media_id": shown.id if shown else None,
-        "url": (url or media_url(shown.id)) if shown else None,
+        "url": (url or media_url(shown)) if shown else None,
         "size": shown.size if shown else None,
         "content_type": shown.content_type if shown else None,
         "filename": shown.filename if shown else None,
@@ -353,7 +353,7 @@ def views(found: list[Message]) -> list[dict]:
 
 def uploaded(message: Message) -> dict:
     """What an upload answers: the media's URL and ids, and the message it became."""
-    url = media_url(message.media.id)
+    url = media_url(message.media)
     return {
         "url": url,
         "media_id": message.media.id,

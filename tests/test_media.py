@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import time
+from datetime import timezone
 from urllib.parse import unquote
 
 import httpx
@@ -525,6 +526,85 @@ def test_an_avatar_url_is_renewed_after_half_its_lifetime_and_the_old_one_still_
     later(monkeypatch, 400 * 24 * 3600)  # past the first one's year, within the second's
     assert_error(client.get(first), 403, 4007)
     assert client.get(renewed).status_code == 200
+
+
+def listed_url(client, headers, group_id) -> str:
+    return client.get(f"/api/groups/{group_id}/messages", headers=headers).json()["messages"][0][
+        "url"
+    ]
+
+
+@pytest.fixture
+def window(clock) -> int:
+    """A coming moment (epoch seconds) at which a media URL's window starts for the uploads
+    of the test (dated by the app's clock): their time plus whole half days (of the default
+    `IM_MEDIA_URL_TTL`), the first from now on, so the test's tokens stay valid."""
+    uploaded = int(clock.now.replace(tzinfo=timezone.utc).timestamp())
+    half = 12 * 3600
+    return uploaded - (uploaded - int(time.time())) // half * half
+
+
+def signing_at(monkeypatch, moment: int) -> None:
+    """Set the signatures' clock to `moment` (epoch seconds)."""
+    monkeypatch.setattr(itsdangerous.TimestampSigner, "get_timestamp", lambda self: moment)
+
+
+def test_a_message_url_stays_the_same_for_half_its_lifetime(
+    client, alice, group_id, monkeypatch, window
+):
+    """The message list gives the same media URL as the upload did, on every read for half
+    of `IM_MEDIA_URL_TTL` (a day), so a browser showing the chat again reuses its copy."""
+    signing_at(monkeypatch, window + 0)
+    uploaded = upload(client, alice, group_id, "image", "a.png", samples.png()).json()["url"]
+    for seconds in (2, 6 * 3600, 12 * 3600 - 1):
+        signing_at(monkeypatch, window + seconds)
+        assert listed_url(client, alice, group_id) == uploaded, seconds
+    assert client.get(uploaded).status_code == 200
+
+
+def test_a_message_url_is_renewed_after_half_its_lifetime_and_the_old_one_lasts_its_day(
+    client, alice, group_id, monkeypatch, window
+):
+    signing_at(monkeypatch, window + 0)
+    first = upload(client, alice, group_id, "image", "a.png", samples.png()).json()["url"]
+    signing_at(monkeypatch, window + 13 * 3600)  # past half of the default day
+    renewed = listed_url(client, alice, group_id)
+    assert renewed != first
+    assert client.get(first).status_code == 200
+    signing_at(monkeypatch, window + 25 * 3600)  # past the first one's day, within the second's
+    assert_error(client.get(first), 403, 4007)
+    assert client.get(renewed).status_code == 200
+
+
+def max_age(response) -> int:
+    directives = [d.strip() for d in response.headers["cache-control"].split(",")]
+    assert "private" in directives and "no-cache" not in directives, directives
+    (age,) = [int(d.removeprefix("max-age=")) for d in directives if d.startswith("max-age=")]
+    return age
+
+
+def test_media_may_be_reused_by_the_browser_for_what_is_left_of_its_url(
+    client, alice, group_id, monkeypatch, window, clock
+):
+    """Cache-Control: private (the URL is a credential), max-age the seconds its signature
+    has left: a browser keeps its copy no longer than the URL works. The same on a 304."""
+    signing_at(monkeypatch, window + 0)
+    url = upload(client, alice, group_id, "image", "a.png", samples.png()).json()["url"]
+    fetched = client.get(url)
+    assert max_age(fetched) == 24 * 3600
+    signing_at(monkeypatch, window + 3600)
+    an_hour_on = client.get(url, headers={"If-None-Match": fetched.headers["etag"]})
+    assert an_hour_on.status_code == 304
+    assert max_age(an_hour_on) == 23 * 3600
+    signing_at(monkeypatch, window + 13 * 3600)  # the list now gives a renewed URL
+    assert max_age(client.get(url)) == 11 * 3600
+    assert max_age(client.get(listed_url(client, alice, group_id))) == 23 * 3600
+    avatar = client.post(
+        "/api/user/change_image", headers=alice, files={"avatar": ("a.png", samples.png())}
+    ).json()["url"]
+    # An avatar's first URL is signed as of its upload (the app's clock) and lasts a year.
+    uploaded = int(clock.now.replace(tzinfo=timezone.utc).timestamp())
+    assert max_age(client.get(avatar)) == uploaded + 365 * 24 * 3600 - (window + 13 * 3600)
 
 
 def test_an_unknown_media_id_is_404(client, app):

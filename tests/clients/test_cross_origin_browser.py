@@ -4,7 +4,8 @@ A page served from its own origin (another port: clients/browser/cross_origin.ht
 Debian's headless chromium, with CORS enforced, against a real `im-api serve` that lists that
 origin in IM_CORS_ORIGINS: it registers, logs in, reads `me`, creates a group, uploads an
 image, fetches it back, and reads the headers the server exposes (Content-Disposition, ETag,
-Retry-After). A server that does not list the origin cannot be read by the page.
+Retry-After). A server that does not list the origin cannot be read by the page. With
+IM_PUBLIC_BASE_URL, the page uses the `url` and `ws_url` it is given as they are.
 """
 
 from __future__ import annotations
@@ -59,13 +60,11 @@ def cors_server(tmp_path, page_origin):
     server.stop()
 
 
-def test_a_page_on_another_origin_registers_logs_in_and_uploads(
-    page_origin, cors_server, published
-):
+def run_page(page_origin: str, **query: str) -> dict:
+    """What cross_origin.html saw, opened in chromium with `query`."""
     install_packages()
-    query = urlencode({"api": cors_server.url, "blocked": published.url})
     result = subprocess.run(
-        ["node", "cross_origin.mjs", f"{page_origin}/cross_origin.html?{query}"],
+        ["node", "cross_origin.mjs", f"{page_origin}/cross_origin.html?{urlencode(query)}"],
         cwd=PROJECT,
         env={**os.environ, "CHROMIUM": CHROMIUM},
         capture_output=True,
@@ -73,7 +72,13 @@ def test_a_page_on_another_origin_registers_logs_in_and_uploads(
         timeout=180,
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    seen = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_a_page_on_another_origin_registers_logs_in_and_uploads(
+    page_origin, cors_server, published
+):
+    seen = run_page(page_origin, api=cors_server.url, blocked=published.url)
 
     assert "error" not in seen, seen
     assert seen["origin"] == page_origin
@@ -99,3 +104,27 @@ def test_a_page_on_another_origin_registers_logs_in_and_uploads(
     assert int(seen["too_many"]["retry_after"]) > 0
     # The server without IM_CORS_ORIGINS: the browser does not let the page read it.
     assert seen["blocked"].startswith("refused: TypeError")
+
+
+def test_a_page_on_another_origin_uses_absolute_urls_as_they_are(page_origin, tmp_path):
+    """With IM_PUBLIC_BASE_URL naming the server, the page fetches the media `url`, shows it
+    in an <img> and opens the socket at `ws_url` without resolving anything."""
+    from tests.conftest import LiveServer
+
+    server = LiveServer(tmp_path / "instance", "", IM_CORS_ORIGINS=page_origin)
+    origin = server.url.removesuffix("/api")
+    server.env["IM_PUBLIC_BASE_URL"] = origin
+    server.start()
+    try:
+        seen = run_page(page_origin, api=server.url, absolute="1")
+    finally:
+        server.stop()
+
+    assert "error" not in seen, seen
+    assert seen["urls"]["url"].startswith(f"{origin}/api/media/")
+    assert seen["urls"]["ws_url"] == (
+        f"{origin.replace('http://', 'ws://')}/api/ws/user/{seen['me']['id']}/"
+    )
+    assert seen["media"]["status"] == 200 and seen["media"]["content_type"] == "image/png"
+    assert seen["image"] == {"width": 16, "height": 12}
+    assert seen["socket"] == {"frames": ["ready"]}
