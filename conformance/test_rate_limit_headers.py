@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import media, rate_limits
+from conformance import contract, media, rate_limits
 from conformance.expect import succeed
 from conformance.target import (
     PASSWORD,
@@ -273,6 +273,32 @@ SUCCESSES = {
     ("requestContact", 201): _request_contact,
     ("requestContact", 200): _request_contact_back,
 }
+
+
+def declaring() -> list[tuple[str, int]]:
+    """(operationId, status) of every response of the contract that declares the headers."""
+    found = []
+    for operation in contract.operations():
+        for status, response in operation.definition.get("responses", {}).items():
+            if set(contract.resolve(response).get("headers", {})) >= HEADERS:
+                found.append((operation.definition["operationId"], int(status)))
+    return found
+
+
+def test_the_limited_operations_declare_the_headers_on_their_successes_and_429():
+    """Every operation with a limit (a 429 documented) declares both headers on each of its
+    successes and on its 429, and no other operation does; each declared success has a
+    scenario below."""
+    declared = set(declaring())
+    limited = {
+        (operation.definition["operationId"], int(status))
+        for operation in contract.operations()
+        if operation.documents(429)
+        for status in operation.definition["responses"]
+        if status.startswith("2") or status == "429"
+    }
+    assert declared == limited
+    assert {pair for pair in declared if pair[1] != 429} == set(SUCCESSES)
 
 
 @pytest.fixture(scope="module")
