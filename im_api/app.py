@@ -20,6 +20,7 @@ from im_api.access_log import AccessLogMiddleware
 from im_api.front import Front
 from im_api.limits import BodyLimitMiddleware
 from im_api.overload import RequestThreads
+from im_api.rate_limit_headers import RateLimitHeaders
 from im_api.readiness import Readiness
 from im_api.realtime import Realtime
 from im_api.request_ids import RequestIds
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> RequestIds:
     served = cors.CrossOrigin(front, settings)  # every answer gets CORS headers
     if settings.metrics_on:
         served = metrics_http.RequestMetrics(served, settings)
+    served = RateLimitHeaders(served)  # reads what the request's limits noted
     return RequestIds(served)  # outermost: every answer, CORS's own too, has its id
 
 

@@ -16,9 +16,10 @@ from im_core.config import Settings
 from im_core.errors import ApiError, Error
 
 # Headers a frontend needs to read: when to retry a 429, the media's validator and file name,
-# what part of it a 206 holds, and the request's id (to quote when reporting a problem).
+# what part of it a 206 holds, the request's id (to quote when reporting a problem), and
+# where it stands against the limits (RateLimit, RateLimit-Policy).
 EXPOSED = ["Retry-After", "ETag", "Content-Disposition", "Content-Range", "Accept-Ranges"]
-EXPOSED += ["X-Request-ID"]
+EXPOSED += ["X-Request-ID", "RateLimit", "RateLimit-Policy"]
 # Headers a frontend sends beyond the CORS-safelisted ones (Content-Type among those).
 ALLOWED = ["Authorization", "Content-Type", "Range", "If-Range", "If-None-Match"]
 METHODS = ["GET", "HEAD", "POST", "DELETE"]

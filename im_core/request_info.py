@@ -1,5 +1,6 @@
-"""What is known of the HTTP request being served: its id and, once its session is read, its
-user. Log lines and error envelopes read it; nothing else depends on it.
+"""What is known of the HTTP request being served: its id, once its session is read its
+user, and the limits it was counted against. Log lines, error envelopes and the rate-limit
+header fields read it; nothing else depends on it.
 
 The front (`im_api.request_ids`) opens it for each request. It lives in a context variable
 holding one mutable object: the request's threads (the Flask bridge copies the context into
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import re
 import secrets
+from typing import NamedTuple
 
 # Ids a client or proxy may choose: what common tracing and proxies make (UUIDs, hex,
 # `Root=1-...`), nothing that needs quoting in a log line or a header. Longer or other ones
@@ -18,12 +20,24 @@ import secrets
 GIVEN_ID = re.compile(r"[A-Za-z0-9._:=+/@-]{1,128}")
 
 
+class Limit(NamedTuple):
+    """Where the request stands against one limit, as the count that decided it left it."""
+
+    name: str
+    quota: int  # requests allowed in a window
+    window: int  # seconds
+    left: int  # requests still allowed in this window (0 once refused)
+    reset: int  # seconds until more are allowed
+    refused: bool  # this limit refused the request
+
+
 class RequestInfo:
-    __slots__ = ("request_id", "user_id")
+    __slots__ = ("request_id", "user_id", "limits")
 
     def __init__(self, request_id: str):
         self.request_id = request_id
         self.user_id: int | None = None
+        self.limits: dict[str, Limit] = {}
 
 
 _current: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(
@@ -58,6 +72,13 @@ def note_user(user_id: int) -> None:
     info = _current.get()
     if info is not None:
         info.user_id = user_id
+
+
+def note_limit(limit: Limit) -> None:
+    """Where the request being served stands against a limit (a no-op outside a request)."""
+    info = _current.get()
+    if info is not None:
+        info.limits[limit.name] = limit
 
 
 def envelope_fields() -> dict:

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from pony.orm import TransactionIntegrityError, commit, db_session, rollback
 
-from im_core import metrics
+from im_core import metrics, request_info
 from im_core.config import current, now
 from im_core.errors import ApiError, Error, too_many_attempts
 from models import locks, mail, sessions, throttle
@@ -177,7 +177,12 @@ def _store(email: str, purpose: str, code: str) -> EmailCode:
         wait = (row.sent_at - moment).total_seconds() + settings.code_resend_after
         if wait > 0:
             metrics.refused("code_resend")
-            raise too_many_attempts(math.ceil(wait))
+            wait = math.ceil(wait)
+            resend = request_info.Limit(
+                "code_resend", 1, settings.code_resend_after, 0, wait, refused=True
+            )
+            request_info.note_limit(resend)
+            raise too_many_attempts(wait)
         row.set(**fields)
     try:
         commit()

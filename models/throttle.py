@@ -5,6 +5,9 @@ at most COUNT requests per key in each fixed window of SECONDS (empty: no limit)
 live in the database (`Throttle` rows, one per key and window, the key hashed), so every
 worker and machine shares them; a count is added with one atomic upsert and committed at
 once, so requests sent at once are all counted and a failing request counts too.
+
+Every count and refusal is also noted on the request being served (`request_info`), from
+the count the statement returned, for its `RateLimit` header fields: no query more.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import datetime
 
 from pony.orm import commit, delete, rollback, select
 
-from im_core import metrics
+from im_core import metrics, request_info
 from im_core.config import current, now, parse_limit
 from im_core.errors import too_many_attempts
 from models.entities import Throttle, db
@@ -65,7 +68,7 @@ def spend_all(limits: list[tuple[str, str]], amount: int = 1) -> None:
         if limit is not None:
             count, seconds = limit
             slot, ends, epoch = _window(seconds)
-            counted.append((name, _bucket(name, key), slot, ends, epoch, count))
+            counted.append((name, _bucket(name, key), slot, ends, epoch, limit))
     if not counted:
         return
     hits = _add_all([(bucket, slot, ends) for _, bucket, slot, ends, _, _ in counted], amount)
@@ -74,15 +77,16 @@ def spend_all(limits: list[tuple[str, str]], amount: int = 1) -> None:
         delete(t for t in Throttle if t.expires < epoch)
     commit()
     rollback()
-    refused = [
-        (name, ends - epoch)
-        for (name, bucket, _, ends, epoch, count) in counted
-        if hits[bucket] > count
-    ]
-    for name, _ in refused:
-        metrics.refused(name)
+    refused = []
+    for name, bucket, _, ends, epoch, (count, seconds) in counted:
+        over = hits[bucket] > count
+        left = max(0, count - hits[bucket])
+        _note(name, (count, seconds), left, ends - epoch, refused=over)
+        if over:
+            refused.append(ends - epoch)
+            metrics.refused(name)
     if refused:
-        raise too_many_attempts(max(wait for _, wait in refused))
+        raise too_many_attempts(max(refused))
 
 
 def spend_password(address: str, user_id: int) -> None:
@@ -118,6 +122,7 @@ def refuse_if_spent(name: str, key: str) -> None:
     hits = select(t.hits for t in Throttle if t.bucket == bucket and t.slot == slot).first()
     if hits is not None and hits >= count:
         metrics.refused(name)
+        _note(name, limit, 0, ends - epoch, refused=True)
         raise too_many_attempts(ends - epoch)
 
 
@@ -151,6 +156,11 @@ def count_one(name: str, key: str) -> None:
     if limit is not None:
         slot, ends, _ = _window(limit[1])
         _add(_bucket(name, key), slot, ends)
+
+
+def _note(name: str, limit: tuple[int, int], left: int, reset: int, *, refused: bool) -> None:
+    count, seconds = limit
+    request_info.note_limit(request_info.Limit(name, count, seconds, left, reset, refused))
 
 
 def _limit(name: str) -> tuple[int, int] | None:

@@ -16,7 +16,7 @@ from pony.orm import (
     select,
 )
 
-from im_core import metrics
+from im_core import metrics, request_info
 from im_core.config import current, now
 from im_core.errors import ApiError, Error, too_many_attempts
 from models import contacts, groups, joins, locks, media, profiles, sessions
@@ -278,12 +278,17 @@ def _refuse_if_locked(user_id: int, key: str, known: bool, *, counted: bool) -> 
     """Raise TOO_MANY_ATTEMPTS when the failures in a limit's window reach its count (before
     this attempt is recorded), or pass it (once recorded, `counted`)."""
     settings = current()
-    limits = [(settings.login_max_failures, settings.login_failure_window, key)]
+    limits = [("per_address", settings.login_max_failures, settings.login_failure_window, key)]
     if not known:
         limits.append(
-            (settings.login_max_account_failures, settings.login_account_failure_window, None)
+            (
+                "per_account",
+                settings.login_max_account_failures,
+                settings.login_account_failure_window,
+                None,
+            )
         )
-    for max_failures, seconds, address in limits:
+    for kind, max_failures, seconds, address in limits:
         if max_failures <= 0:
             continue
         window = timedelta(seconds=seconds)
@@ -292,7 +297,11 @@ def _refuse_if_locked(user_id: int, key: str, known: bool, *, counted: bool) -> 
             # Locked until the oldest failure that still counts leaves the window.
             unlock = recent[-max_failures] + window
             metrics.refused("login_failures")
-            raise too_many_attempts(math.ceil((unlock - now()).total_seconds()))
+            wait = max(1, math.ceil((unlock - now()).total_seconds()))
+            request_info.note_limit(
+                request_info.Limit(f"login_failures_{kind}", max_failures, seconds, 0, wait, True)
+            )
+            raise too_many_attempts(wait)
 
 
 def _failure_times(user_id: int, since, address: str | None) -> list:
