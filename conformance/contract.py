@@ -19,9 +19,10 @@ def spec() -> dict:
         return yaml.safe_load(handle)
 
 
-# The extensions a client tool reads (openapi-generator and openapi-python-client name enum
-# members by `x-enum-varnames`); any other `x-` key is the server's own business.
-CLIENT_EXTENSIONS = {"x-enum-varnames"}
+# The extensions client tools read (openapi-generator and openapi-python-client name enum
+# members by `x-enum-varnames`; documentation tools publish by `x-internal`); any other `x-`
+# key is the server's own business.
+CLIENT_EXTENSIONS = {"x-enum-varnames", "x-internal"}
 
 
 def published(node):

@@ -28,9 +28,10 @@ SERVE_SPEC_OFF = SwaggerUIOptions(serve_spec=False)
 
 YAML_TYPE = "application/yaml"  # RFC 9512
 
-# Read by openapi-generator and openapi-python-client (enum member names); every other `x-`
-# key of the spec is for Connexion or this server.
-CLIENT_EXTENSIONS = frozenset({"x-enum-varnames"})
+# Read by client tools: openapi-generator and openapi-python-client name enum members by
+# `x-enum-varnames`; documentation and gateway tools publish what `x-internal` is not true
+# of. Every other `x-` key of the spec is for Connexion or this server.
+CLIENT_EXTENSIONS = frozenset({"x-enum-varnames", "x-internal"})
 
 # Maps whose keys are names the spec's author chose (properties, headers, media types, ...),
 # not fields of the OpenAPI object holding them: a property called `x-foo` is not an
