@@ -19,6 +19,27 @@ def spec() -> dict:
         return yaml.safe_load(handle)
 
 
+# The extensions client tools read (openapi-generator and openapi-python-client name enum
+# members by `x-enum-varnames`; documentation tools publish by `x-internal`); any other `x-`
+# key is the server's own business.
+CLIENT_EXTENSIONS = {"x-enum-varnames", "x-internal"}
+
+
+def published(node):
+    """The spec as a server publishes it: as written, without the extensions only the server
+    reads (issue 24). Every lower-case `x-` key of this spec is an extension: none of its
+    properties or headers is named so."""
+    if isinstance(node, dict):
+        return {
+            key: published(value)
+            for key, value in node.items()
+            if not key.startswith("x-") or key in CLIENT_EXTENSIONS
+        }
+    if isinstance(node, list):
+        return [published(value) for value in node]
+    return node
+
+
 @dataclass(frozen=True)
 class Operation:
     method: str  # upper case

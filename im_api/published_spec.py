@@ -5,11 +5,17 @@ same document in JSON. Connexion would serve its own working copy instead, with 
 `$ref` expanded (ten times the size, and no component names left for generators to name
 their models by), so its spec routes are switched off (`SERVE_SPEC_OFF`) and these take
 their place; Swagger UI keeps reading `/api/openapi.json`.
+
+Both leave out the extensions only the server reads (`x-openapi-router-controller`,
+`x-bearerInfoFunc`: which module runs an operation, which function checks a token): they
+tell a client nothing and an attacker where to look. Extensions client tools read are kept:
+`x-enum-varnames` names the `ErrorCode` members in generated clients.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import flask
@@ -22,6 +28,23 @@ SERVE_SPEC_OFF = SwaggerUIOptions(serve_spec=False)
 
 YAML_TYPE = "application/yaml"  # RFC 9512
 
+# Read by client tools: openapi-generator and openapi-python-client name enum members by
+# `x-enum-varnames`; documentation and gateway tools publish what `x-internal` is not true
+# of. Every other `x-` key of the spec is for Connexion or this server.
+CLIENT_EXTENSIONS = frozenset({"x-enum-varnames", "x-internal"})
+
+# Maps whose keys are names the spec's author chose (properties, headers, media types, ...),
+# not fields of the OpenAPI object holding them: a property called `x-foo` is not an
+# extension. And values that are data, not OpenAPI objects: left as written.
+_NAMED = frozenset(
+    {"paths", "properties", "headers", "content", "encoding", "examples", "links", "callbacks",
+     "schemas", "responses", "parameters", "requestBodies", "securitySchemes", "variables",
+     "scopes", "mapping"}
+)  # fmt: skip
+_DATA = frozenset({"example", "default", "enum", "value", "const"})
+
+_EXTENSION_LINE = re.compile(r"^\s*(x-[A-Za-z0-9_-]+):[ \t]*[^\s|>].*\n?", re.M)
+
 
 def publish(app: FlaskApp, spec_file: Path, base_path: str = "/api") -> dict:
     """Serve `spec_file` at `{base_path}/openapi.yaml` and, as JSON, `openapi.json`; and the
@@ -30,8 +53,9 @@ def publish(app: FlaskApp, spec_file: Path, base_path: str = "/api") -> dict:
     spec, parsed."""
     text = spec_file.read_text(encoding="utf-8")
     document = yaml.safe_load(text)
-    as_json = json.dumps(document, ensure_ascii=False).encode()
-    as_yaml = text.encode()
+    public = for_clients(document)
+    as_json = json.dumps(public, ensure_ascii=False).encode()
+    as_yaml = _yaml_for_clients(text, public).encode()
 
     def openapi_json() -> flask.Response:
         return _document(as_json, "application/json")
@@ -51,6 +75,40 @@ def publish(app: FlaskApp, spec_file: Path, base_path: str = "/api") -> dict:
 
         app.add_url_rule(f"{base_path}/asyncapi.yaml", "asyncapi_yaml", asyncapi_yaml)
     return document
+
+
+def for_clients(node, named: bool = False):
+    """`node` (the spec, or a part of it) without the extensions only the server reads.
+    `named`: `node` is a map of names (see `_NAMED`), whose keys are never extensions."""
+    if isinstance(node, list):
+        return [for_clients(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kept = {}
+    for key, value in node.items():
+        if named:
+            kept[key] = for_clients(value)
+        elif key.startswith("x-") and key not in CLIENT_EXTENSIONS:
+            continue
+        elif key in _DATA:
+            kept[key] = value
+        else:
+            kept[key] = for_clients(value, named=key in _NAMED)
+    return kept
+
+
+def _yaml_for_clients(text: str, public: dict) -> str:
+    """The spec's text without the lines of server-only extensions, so the comments stay;
+    re-emitted from `public` (comments lost) should some extension not be one plain
+    `x-key: value` line, or the lines removed not be exactly those extensions."""
+
+    def drop(match: re.Match) -> str:
+        return match.group(0) if match.group(1) in CLIENT_EXTENSIONS else ""
+
+    stripped = _EXTENSION_LINE.sub(drop, text)
+    if yaml.safe_load(stripped) == public:
+        return stripped
+    return yaml.safe_dump(public, sort_keys=False, allow_unicode=True, width=100)
 
 
 def _document(body: bytes, mimetype: str) -> flask.Response:
