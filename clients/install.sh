@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what the client tests (tests/clients/) need beyond the Python test extra:
 # Debian's chromium for the browser checks, a Java runtime for openapi-generator (its jar
-# comes with the test extra), and the npm packages of clients/typescript and clients/browser,
-# as pinned by their package-lock.json. Idempotent and quiet: each step is skipped when
-# already done, and prints only what it does or why it cannot. Without node and npm, Java or
+# comes with the test extra), and the npm packages of clients/typescript, clients/browser and
+# clients/socket-types, as pinned by their package-lock.json (socket-types' check.sh installs
+# the AsyncAPI CLI of conformance/asyncapi itself). Idempotent and quiet: each step is skipped
+# when already done, and prints only what it does or why it cannot. Without node and npm, Java or
 # chromium (not root, no apt-get), the tests that need them skip.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -44,7 +45,7 @@ if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
     exit 0
 fi
 
-for project in typescript browser; do
+for project in typescript browser socket-types; do
     # npm writes node_modules/.package-lock.json on install: newer than the lockfile means
     # node_modules holds what the lockfile pins.
     if [ ! -f "$project/node_modules/.package-lock.json" ] ||

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance import socket_client
+from conformance import socket_client, socket_schemas
 from conformance.contract import published
 from conformance.socket_client import (
     ASYNCAPI_PATH,
@@ -74,14 +74,12 @@ def test_asyncapi_cli_validates_the_document():
 
 
 def test_asyncapi_cli_refuses_a_broken_document(tmp_path):
-    """The validation step can fail: a reference to a schema openapi.yaml lacks is refused."""
+    """The validation step can fail: a reference to a schema the document lacks is refused."""
     if any(shutil.which(tool) is None for tool in ("node", "npm")):
         pytest.skip("node or npm not installed: the AsyncAPI CLI cannot run")
     broken = ASYNCAPI_PATH.read_text(encoding="utf-8").replace(
-        "./openapi.yaml#/components/schemas/Member", "./openapi.yaml#/components/schemas/Nobody"
+        "'#/components/schemas/Member'", "'#/components/schemas/Nobody'"
     )
-    # Beside a copy of openapi.yaml, so that the other references still resolve.
-    shutil.copy(ASYNCAPI_PATH.with_name("openapi.yaml"), tmp_path / "openapi.yaml")
     copy = tmp_path / "asyncapi.yaml"
 
     def validate(text: str) -> subprocess.CompletedProcess:
@@ -131,18 +129,70 @@ def test_the_channel_is_the_users_ws_url_with_bearer_auth():
 
 def test_payloads_share_the_openapi_components():
     """message.created carries openapi.yaml's Message, member.added its Member, error its
-    ErrorCode: one definition for REST and socket."""
+    ErrorCode, by those names (copies checked below): one definition for REST and socket."""
     document = yaml.safe_load(ASYNCAPI_PATH.read_text(encoding="utf-8"))
-    messages = document["components"]["messages"]
-
-    def schema(name):
-        return messages[name]["payload"]["schema"]["properties"]
-
-    assert schema("messageCreated")["message"] == {
-        "$ref": "./openapi.yaml#/components/schemas/Message"
+    schemas = document["components"]["schemas"]
+    assert schemas["MessageCreatedFrame"]["properties"]["message"] == {
+        "$ref": "#/components/schemas/Message"
     }
-    assert schema("memberAdded")["user"] == {"$ref": "./openapi.yaml#/components/schemas/Member"}
-    assert schema("error")["code"] == {"$ref": "./openapi.yaml#/components/schemas/ErrorCode"}
+    assert schemas["MemberAddedFrame"]["properties"]["user"] == {
+        "$ref": "#/components/schemas/Member"
+    }
+    assert schemas["ErrorFrame"]["properties"]["code"] == {"$ref": "#/components/schemas/ErrorCode"}
+
+
+def test_every_payload_is_a_named_json_schema_with_a_constant_type():
+    """Each message's payload is a `$ref` to a schema of components.schemas named after the
+    message (`messageCreated`: `MessageCreatedFrame`), in JSON Schema (the default format),
+    whose required `type` is a `const`: what code generators need to make one named type per
+    frame, told apart by `type` (issue 24: the CLI typed payloads in OpenAPI's format `any`,
+    and inline ones `AnonymousSchema_N` with `type` optional)."""
+    document = yaml.safe_load(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    schemas = document["components"]["schemas"]
+    for name, message in document["components"]["messages"].items():
+        frame = f"{name[0].upper()}{name[1:]}Frame"
+        assert message["payload"] == {"$ref": f"#/components/schemas/{frame}"}, name
+        schema = schemas[frame]
+        assert "schemaFormat" not in schema and "schema" not in schema, name
+        assert schema["type"] == "object" and "type" in schema["required"], name
+        assert schema["properties"]["type"]["const"] == message["name"], name
+
+
+def test_the_document_stands_alone():
+    """Every `$ref` of asyncapi.yaml points inside it: tools that read the published document
+    need no other, and none of its schemas is in OpenAPI's format."""
+    text = ASYNCAPI_PATH.read_text(encoding="utf-8")
+    document = yaml.safe_load(text)
+    names = set(document["components"]["schemas"])
+    for name in socket_schemas.references(document):
+        assert name in names, f"$ref to a schema the document lacks: {name}"
+    assert "openapi.yaml#" not in text and "schemaFormat" not in text
+
+
+def test_the_shared_schemas_are_openapi_yamls_converted():
+    """Each schema of asyncapi.yaml named like one of openapi.yaml's is that schema converted
+    to JSON Schema (conformance/socket_schemas.py), field by field, `title`s and `examples`
+    aside; and every schema a copy reaches is copied too. openapi.yaml stays the source."""
+    document = yaml.safe_load(ASYNCAPI_PATH.read_text(encoding="utf-8"))
+    ours = document["components"]["schemas"]
+    originals = socket_schemas.openapi_schemas()
+    copies = sorted(set(ours) & set(originals))
+    assert {"Message", "Member", "ErrorCode", "GroupSummary", "JoinRequest"} <= set(copies)
+    for name in copies:
+        expected = socket_schemas.comparable(socket_schemas.converted(originals[name]))
+        copy = socket_schemas.comparable(ours[name])
+        fields = sorted(
+            key for key in set(expected) | set(copy) if expected.get(key) != copy.get(key)
+        )
+        assert not fields, (
+            f"{name} differs from openapi.yaml's in {fields}; its conversion is:\n"
+            + yaml.safe_dump(expected, sort_keys=False)
+        )
+        for reached in socket_schemas.references(originals[name]):
+            assert reached in ours, f"{name} reaches {reached}, which is not copied"
+    # The frames' own schemas do not shadow openapi.yaml's under another meaning.
+    frames_own = set(ours) - set(originals)
+    assert all(name.endswith("Frame") or name == "NoticeNumber" for name in frames_own), frames_own
 
 
 def test_no_composition_is_reached_twice_from_openapi_format_payloads():
@@ -193,8 +243,8 @@ def test_the_validator_refuses_what_the_schema_refuses():
 
 
 def test_the_server_publishes_the_socket_contract_beside_the_openapi_one(api):
-    """GET /api/asyncapi.yaml is the document as written, and its references to
-    `./openapi.yaml` resolve against that URL to the OpenAPI document the server publishes."""
+    """GET /api/asyncapi.yaml is the document as written, self-contained, beside the OpenAPI
+    document the server publishes at /api/openapi.yaml."""
     served = api.get("/asyncapi.yaml")
     assert served.status_code == 200, served.text[:300]
     assert served.headers["content-type"].split(";")[0] == "application/yaml"
@@ -213,7 +263,7 @@ def test_the_server_publishes_the_socket_contract_beside_the_openapi_one(api):
                 collect(value)
 
     collect(yaml.safe_load(served.text))
-    assert references == {"./openapi.yaml"}
+    assert references == set()  # the document stands alone (test_the_document_stands_alone)
     beside = api.get("/openapi.yaml")
     assert beside.status_code == 200
     openapi = ASYNCAPI_PATH.with_name("openapi.yaml").read_text("utf-8")
