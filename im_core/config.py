@@ -19,6 +19,25 @@ MIN_SECRET_KEY_BYTES = 32
 # IM_DIRECT_CHATS: between contacts only (the default), or between any two users.
 DIRECT_CHATS = ("contacts", "anyone")
 
+# Settings that clients see as numbers (`expires_in`, `Retry-After`, `max-age`, the RateLimit
+# fields): the contract bounds them as int32, so a server is not started past it (68 years).
+MAX_SHOWN_NUMBER = 2**31 - 1
+SHOWN_NUMBERS = (
+    "token_ttl",
+    "login_max_failures",
+    "login_failure_window",
+    "code_ttl",
+    "code_resend_after",
+    "media_url_ttl",
+    "avatar_url_ttl",
+    "recall_window",
+    "retry_after",
+    "login_max_account_failures",
+    "login_account_failure_window",
+)
+# The contract bounds the URLs it gives (`MediaUrl`, `ws_url`) by their parts, this one too.
+MAX_PUBLIC_BASE_URL = 200
+
 
 class SettingsError(ValueError):
     """A setting the server cannot start with; the message names the variable."""
@@ -180,6 +199,12 @@ class Settings:
         """Raise SettingsError for a setting the server must not start with."""
         _check_operating(self)
         _check_public_base_url(self.public_base_url)
+        for name in SHOWN_NUMBERS:
+            value = getattr(self, name)
+            if not (1 if name == "retry_after" else 0) <= value <= MAX_SHOWN_NUMBER:
+                raise SettingsError(
+                    f"IM_{name.upper()}: at most {MAX_SHOWN_NUMBER} (and not negative), got {value}"
+                )
         for field in dataclasses.fields(self):
             if field.name.startswith("limit_"):
                 parse_limit(field.name, getattr(self, field.name))
@@ -214,11 +239,11 @@ def parse_limit(field_name: str, value: str) -> tuple[int, int] | None:
     count, slash, seconds = value.partition("/")
     if slash and count.strip().isdigit() and seconds.strip().isdigit():
         pair = int(count), int(seconds)
-        if pair[0] >= 1 and pair[1] >= 1:
+        if 1 <= pair[0] <= MAX_SHOWN_NUMBER and 1 <= pair[1] <= MAX_SHOWN_NUMBER:
             return pair
     raise SettingsError(
         f"IM_{field_name.upper()}: expected COUNT/SECONDS such as 30/3600 (at most 30 in "
-        f"each hour), or nothing for no limit; got {value[:40]!r}"
+        f"each hour; each at most {MAX_SHOWN_NUMBER}), or nothing for no limit; got {value[:40]!r}"
     )
 
 
@@ -240,6 +265,10 @@ def _check_operating(settings: Settings) -> None:
 def _check_public_base_url(value: str) -> None:
     if not value:
         return
+    if len(value) > MAX_PUBLIC_BASE_URL:
+        raise SettingsError(
+            f"IM_PUBLIC_BASE_URL: at most {MAX_PUBLIC_BASE_URL} characters, got {len(value)}"
+        )
     parts = urlsplit(value)
     try:
         parts.port  # noqa: B018 (a port out of range or not a number raises here)

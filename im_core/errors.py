@@ -10,6 +10,10 @@ import enum
 
 from im_core import request_info
 
+# The contract's bound on `info` (`ApiError` in the spec). The server's own texts stay well
+# below it; a longer one (Connexion's words can echo a header the client sent) is cut.
+MAX_INFO = 1000
+
 
 class Error(enum.Enum):
     """(code, HTTP status, default info): one member per row of the spec's ErrorCode table."""
@@ -138,7 +142,8 @@ class ApiError(Exception):
         **fields,
     ):
         self.error = error
-        self.info = info if info is not None else error.value[2].format(**fields)
+        info = info if info is not None else error.value[2].format(**fields)
+        self.info = info if len(info) <= MAX_INFO else info[: MAX_INFO - 3] + "..."
         self.headers = headers or {}
         self.extra = extra or {}
         super().__init__(self.info)

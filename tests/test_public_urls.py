@@ -92,6 +92,7 @@ def test_urls_name_the_public_base_url_and_the_socket_its_ws_scheme(client, auth
         "https://user:secret@chat.example.com",
         "wss://chat.example.com",
         "https://chat.example.com/a b",
+        "https://chat.example.com/" + "a" * 200,  # past the contract's bound on URLs
     ],
 )
 def test_a_wrong_public_base_url_refuses_to_start_naming_the_setting(tmp_path, value):
