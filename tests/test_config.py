@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from im_api.app import create_app
 from im_core.config import Settings, SettingsError
@@ -220,3 +221,16 @@ def test_a_group_member_cap_outside_2_to_500_refuses_to_start(value):
     with pytest.raises(SettingsError) as refused:
         settings.check()
     assert "IM_MAX_GROUP_MEMBERS" in str(refused.value) and value in str(refused.value)
+
+
+def test_the_contract_s_member_lists_are_bounded_by_the_group_member_cap():
+    """`GroupDetail.members` and `ReceiptsResponse.members` declare as `maxItems` the most
+    members a group may have (IM_MAX_GROUP_MEMBERS's default, also its highest value)."""
+    spec = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "openapi/openapi.yaml").read_text()
+    )
+    schemas = spec["components"]["schemas"]
+    cap = Settings().max_group_members
+    assert schemas["GroupDetail"]["properties"]["members"]["maxItems"] == cap
+    assert schemas["ReceiptsResponse"]["properties"]["members"]["maxItems"] == cap
+    assert Settings().read_receipts_max_members <= cap
