@@ -18,6 +18,10 @@ MIN_SECRET_KEY_BYTES = 32
 
 # IM_DIRECT_CHATS: between contacts only (the default), or between any two users.
 DIRECT_CHATS = ("contacts", "anyone")
+# IM_MAX_GROUP_MEMBERS' default and highest value: the contract lists a group's members with
+# this `maxItems`, so a server allowing more would answer outside its own contract. At least a
+# direct chat's two.
+MAX_GROUP_MEMBERS = 500
 
 # Settings that clients see as numbers (`expires_in`, `Retry-After`, `max-age`, the RateLimit
 # fields): the contract bounds them as int32, so a server is not started past it (68 years).
@@ -106,6 +110,8 @@ class Settings:
     direct_chats: str = "contacts"
     # Groups up to this many members show who has read how far; larger ones only counts.
     read_receipts_max_members: int = 100
+    # Members a group may have, 2 to MAX_GROUP_MEMBERS (the contract's `maxItems`).
+    max_group_members: int = MAX_GROUP_MEMBERS
     # Seconds a sender may recall their message (a group's owner may at any time).
     recall_window: int = 120
     validate_responses: bool = False
@@ -211,6 +217,11 @@ class Settings:
         if self.direct_chats not in DIRECT_CHATS:
             raise SettingsError(
                 f"IM_DIRECT_CHATS: one of {', '.join(DIRECT_CHATS)}; got {self.direct_chats[:40]!r}"
+            )
+        if not 2 <= self.max_group_members <= MAX_GROUP_MEMBERS:
+            raise SettingsError(
+                f"IM_MAX_GROUP_MEMBERS: 2 to {MAX_GROUP_MEMBERS} (the contract's bound); "
+                f"got {self.max_group_members}"
             )
         for key in self.secret_keys:
             size = len(key.encode("utf-8"))

@@ -53,6 +53,8 @@ class Error(enum.Enum):
     TOO_MANY_ADMINS = (3009, 409, "A group has at most {limit} admins")
     JOIN_REQUEST_NOT_FOUND = (3010, 404, "Join request not found")
     JOIN_REQUEST_PENDING = (3011, 409, "A request to add this user waits for an admin already")
+    # 409 as 3009: the group's state refuses it, not the caller's role (the owner meets it too).
+    GROUP_FULL = (3012, 409, "A group has at most {limit} members")
 
     MISSING_PART = (4001, 400, "Missing or error type of [{part}]")
     WRONG_MEDIA_TYPE = (4002, 415, "Invalid type of [{part}]")

@@ -46,8 +46,8 @@ def add_member(group_id: int, by_id: int, name: str) -> tuple[Group, JoinRequest
     With join approval on, a plain member's add is a request instead, for an admin to answer
     (`models.joins`): returns the group and that request; else the group and None. Raises
     GROUP_NOT_FOUND, NOT_A_MEMBER, DIRECT_CHAT, USERNAME_NOT_FOUND (also when that account is
-    cancelled meanwhile), ALREADY_A_MEMBER (also when a concurrent request added them) or
-    JOIN_REQUEST_PENDING.
+    cancelled meanwhile), ALREADY_A_MEMBER (also when a concurrent request added them),
+    JOIN_REQUEST_PENDING or GROUP_FULL (the add or the request, with no place free).
     """
     _refuse_direct(of_member(group_id, User[by_id]))
     user = profiles.by_name(name)

@@ -14,9 +14,9 @@ done (approved). Requests pending when approval is switched off stay, for an adm
 
 from __future__ import annotations
 
-from pony.orm import IntegrityError, TransactionIntegrityError, flush, rollback, select
+from pony.orm import IntegrityError, TransactionIntegrityError, count, flush, rollback, select
 
-from im_core.config import now
+from im_core.config import current, now
 from im_core.errors import ApiError, Error
 from models import events, locks, notices, profiles, roles
 from models.entities import Group, JoinRequest, Membership, User
@@ -29,9 +29,11 @@ CANCELLED = "cancelled"
 
 def make(group: Group, by: User, user: User) -> JoinRequest:
     """The member `by` asks to add `user` (the caller holds the group's lock and checked that
-    `user` is not a member). Raises JOIN_REQUEST_PENDING when one waits already."""
+    `user` is not a member). Raises JOIN_REQUEST_PENDING when one waits already, GROUP_FULL
+    when no place is free (a request no admin could approve)."""
     if JoinRequest.exists(group=group, user=user):
         raise ApiError(Error.JOIN_REQUEST_PENDING)
+    require_room(group)
     made = JoinRequest(group=group, user=user, added_by=by, created_at=now())
     flush()  # its id, for the notices
     shown = views([made])[0]
@@ -56,8 +58,9 @@ def pending(group_id: int, by_id: int, cursor: int | None, limit: int):
 
 def approve(group_id: int, by_id: int, request_id: int) -> Group:
     """An admin approves: the person becomes a member (as an add would make them), everyone
-    concerned hears it. Raises ADMIN_ONLY or JOIN_REQUEST_NOT_FOUND (also when answered,
-    withdrawn, or the person's account cancelled meanwhile)."""
+    concerned hears it. Raises ADMIN_ONLY, JOIN_REQUEST_NOT_FOUND (also when answered,
+    withdrawn, or the person's account cancelled meanwhile) or GROUP_FULL (the request stays
+    pending, for when a place is free)."""
     found = JoinRequest.get(id=request_id)
     user_id = found.user.id if found is not None else None
     # The person's account first (shared: its cancellation waits, or is waited for), then
@@ -105,8 +108,9 @@ def cancel(group_id: int, by_id: int, request_id: int) -> None:
 def admit(group: Group, user: User) -> None:
     """`user` becomes a member of `group` (the caller holds the group's lock and checked that
     they are not one): the group's sockets and theirs hear it, and a request pending for them
-    is done (approved). Raises ALREADY_A_MEMBER when a concurrent request added them (their
-    membership's unique key)."""
+    is done (approved). Raises GROUP_FULL when it has `max_group_members` already, or
+    ALREADY_A_MEMBER when a concurrent request added them (their membership's unique key)."""
+    require_room(group)
     # A new member has read the history: only what comes after counts as unread.
     Membership(group=group, user=user, joined_at=now(), read_seq=group.last_seq)
     try:
@@ -118,6 +122,15 @@ def admit(group: Group, user: User) -> None:
     waiting = JoinRequest.get(group=group, user=user)
     if waiting is not None:
         close(waiting, APPROVED)
+
+
+def require_room(group: Group) -> None:
+    """Raises GROUP_FULL unless `group` has fewer members than `IM_MAX_GROUP_MEMBERS`. Counted
+    under the group's lock (the caller's), so two adds at once into its last place take
+    turns and the second one counts the first."""
+    limit = current().max_group_members
+    if count(m for m in Membership if m.group == group) >= limit:
+        raise ApiError(Error.GROUP_FULL, limit=limit)
 
 
 def close(found: JoinRequest, reason: str) -> None:

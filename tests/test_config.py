@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from im_api.app import create_app
-from im_core.config import Settings
+from im_core.config import Settings, SettingsError
 from models import stores
 from models.stores.local import LocalStore
 from models.stores.s3 import S3Location, parse_url
@@ -206,3 +207,30 @@ def test_every_setting_has_a_row_in_the_readme_configuration_table():
         if field.name != "clock" and f"IM_{field.name.upper()}" not in rows
     ]
     assert missing == []
+
+
+def test_the_group_member_cap_comes_from_im_max_group_members():
+    assert Settings.from_env({}).max_group_members == 500
+    assert Settings.from_env({"IM_MAX_GROUP_MEMBERS": "50"}).max_group_members == 50
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "1", "501"])
+def test_a_group_member_cap_outside_2_to_500_refuses_to_start(value):
+    """A direct chat has 2 members; the contract promises at most 500 (`maxItems`)."""
+    settings = Settings.from_env({"IM_MAX_GROUP_MEMBERS": value})
+    with pytest.raises(SettingsError) as refused:
+        settings.check()
+    assert "IM_MAX_GROUP_MEMBERS" in str(refused.value) and value in str(refused.value)
+
+
+def test_the_contract_s_member_lists_are_bounded_by_the_group_member_cap():
+    """`GroupDetail.members` and `ReceiptsResponse.members` declare as `maxItems` the most
+    members a group may have (IM_MAX_GROUP_MEMBERS's default, also its highest value)."""
+    spec = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "openapi/openapi.yaml").read_text()
+    )
+    schemas = spec["components"]["schemas"]
+    cap = Settings().max_group_members
+    assert schemas["GroupDetail"]["properties"]["members"]["maxItems"] == cap
+    assert schemas["ReceiptsResponse"]["properties"]["members"]["maxItems"] == cap
+    assert Settings().read_receipts_max_members <= cap
