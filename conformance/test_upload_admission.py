@@ -32,7 +32,8 @@ def live(target):
 
 def headers_only(url, path: str, token: str | None, length: int = LENGTH) -> tuple[int, dict]:
     """Sends the request line and headers of a multipart upload, never its body; returns the
-    status and JSON body of the answer, which must come without the body."""
+    status and JSON body of the answer, which must come without the body; the body less the
+    `request_id` every error envelope carries, which must be the answer's `X-Request-ID`."""
     lines = [
         f"POST {url.path}{path} HTTP/1.1",
         f"Host: {url.netloc}",
@@ -60,7 +61,14 @@ def headers_only(url, path: str, token: str | None, length: int = LENGTH) -> tup
             chunk = raw.recv(65536)
             assert chunk, "closed in the middle of the answer"
             body += chunk
-    return status, json.loads(body)
+    answer = json.loads(body)
+    request_ids = [
+        line.split(b":", 1)[1].strip().decode()
+        for line in head.split(b"\r\n")[1:]
+        if line.lower().startswith(b"x-request-id:")
+    ]
+    assert answer.pop("request_id", None) == (request_ids[0] if request_ids else None), head
+    return status, answer
 
 
 def test_upload_file_with_an_ended_session_is_401_before_the_body(live, api, users):
