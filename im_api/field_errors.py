@@ -14,6 +14,8 @@ import typing as t
 from jsonschema import ValidationError
 from jsonschema.exceptions import best_match
 
+from im_core.errors import field_error
+
 # More entries than a form has fields helps nobody, and bounds the answer to a hostile body.
 MAX_FIELD_ERRORS = 20
 
@@ -23,8 +25,16 @@ def pointer(path: t.Iterable[t.Any]) -> str:
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
 
 
-def entry(where: str, field: str, rule: str, message: str) -> dict:
-    return {"in": where, "field": field[:300], "rule": rule, "message": message}
+# One entry of the list (im_core.errors, where the models' own checks make theirs too).
+entry = field_error
+
+
+def _by_form(error: ValidationError) -> dict[int, list[ValidationError]]:
+    """The errors of a `oneOf`/`anyOf`, by the index of the form each belongs to."""
+    by_form: dict = {}
+    for sub in error.context or []:
+        by_form.setdefault(sub.relative_schema_path[0], []).append(sub)
+    return by_form
 
 
 def closest_form(error: ValidationError) -> ValidationError | None:
@@ -34,9 +44,7 @@ def closest_form(error: ValidationError) -> ValidationError | None:
     one it lacks no field of (`{name, password}` with a short password is a registration
     without an email, whose password is too short). None when the body fits several forms
     as well, or none."""
-    by_form: dict = {}
-    for sub in error.context or []:
-        by_form.setdefault(sub.relative_schema_path[0], []).append(sub)
+    by_form = _by_form(error)
     for shape_rules in (("additionalProperties",), ("additionalProperties", "required")):
         fitting = [
             errors
@@ -56,9 +64,7 @@ def _entries(error: ValidationError) -> list[dict]:
     for the value as a whole."""
     if error.validator not in ("oneOf", "anyOf"):
         return _entries_of(error)
-    by_form: dict = {}
-    for sub in error.context or []:
-        by_form.setdefault(sub.relative_schema_path[0], []).append(sub)
+    by_form = _by_form(error)
     chosen = closest_form(error)
     if chosen is not None:
         return [item for sub in by_form[chosen.relative_schema_path[0]] for item in _entries(sub)]

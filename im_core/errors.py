@@ -15,6 +15,13 @@ from im_core import request_info
 MAX_INFO = 1000
 
 
+def field_error(where: str, field: str, rule: str, message: str) -> dict:
+    """One entry of a 1001's `errors` (`FieldError` in the spec): where the field is (body,
+    query, path, header), which (a JSON pointer into the body, or the parameter's name), the
+    rule it broke, and what that rule asks."""
+    return {"in": where, "field": field[:300], "rule": rule, "message": message}
+
+
 class Error(enum.Enum):
     """(code, HTTP status, default info): one member per row of the spec's ErrorCode table."""
 

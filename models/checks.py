@@ -8,7 +8,7 @@ pattern, so the server checks.
 
 from __future__ import annotations
 
-from im_core.errors import ApiError, Error
+from im_core.errors import ApiError, Error, field_error
 
 
 def has_lone_surrogate(text: str) -> bool:
@@ -32,5 +32,5 @@ def invalid_text(field: str, rule: str, message: str) -> ApiError:
     return ApiError(
         Error.INVALID_REQUEST,
         f"Invalid request: '{field}' {message}",
-        extra={"errors": [{"in": "body", "field": f"/{field}", "rule": rule, "message": message}]},
+        extra={"errors": [field_error("body", f"/{field}", rule, message)]},
     )
