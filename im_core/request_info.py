@@ -1,10 +1,11 @@
-"""What is known of the HTTP request being served: its id, once its session is read its
-user, and the limits it was counted against. Log lines, error envelopes and the rate-limit
-header fields read it; nothing else depends on it.
+"""What is known of the HTTP request being served: its id, its client's address, once its
+session is read its user, and the limits it was counted against. Log lines, error
+envelopes, the rate-limit header fields and the limits per address read it.
 
 The front (`im_api.request_ids`) opens it for each request. It lives in a context variable
-holding one mutable object: the request's threads (the Flask bridge copies the context into
-its thread) fill in the user on the same object the front reads back when it logs.
+holding one mutable object: the request's threads (the Flask bridge and `im_api.direct` copy
+the context into theirs) fill in the user on the same object the front reads back when it
+logs.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ class Limit(NamedTuple):
 
 
 class RequestInfo:
-    __slots__ = ("request_id", "user_id", "limits")
+    __slots__ = ("request_id", "user_id", "limits", "client")
 
     def __init__(self, request_id: str):
         self.request_id = request_id
         self.user_id: int | None = None
         self.limits: dict[str, Limit] = {}
+        self.client: str | None = None  # the client's address, once trusted proxies are read
 
 
 _current: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(
@@ -72,6 +74,19 @@ def note_user(user_id: int) -> None:
     info = _current.get()
     if info is not None:
         info.user_id = user_id
+
+
+def note_client(address: str | None) -> None:
+    """The client address of the request being served (a no-op outside a request)."""
+    info = _current.get()
+    if info is not None:
+        info.client = address
+
+
+def client() -> str | None:
+    """The client address noted for the request being served, None before or outside one."""
+    info = _current.get()
+    return info.client if info is not None else None
 
 
 def note_limit(limit: Limit) -> None:
