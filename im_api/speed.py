@@ -51,6 +51,8 @@ from jsonschema import Draft4Validator
 from jsonschema.exceptions import best_match
 from starlette.types import Receive, Scope, Send
 
+from im_api.direct import DirectOperations
+from im_api.overload import BRIDGE_THREADS
 from im_api.paths import route_path
 from im_api.validation import PARSED_JSON, FieldParameterValidator, JSONBodyValidator
 from im_core.config import Settings
@@ -83,9 +85,18 @@ def security_map(settings: Settings) -> dict | None:
 
 
 def install(app: FlaskApp, settings: Settings) -> None:
-    """The short view path for JSON operations (`OperationView`), once the API is added."""
+    """The short paths for JSON operations, once the API is added: `DirectOperations` answers
+    those it can without Flask, `OperationView` shortens Flask's path for the others."""
     if settings.connexion_speedups:
         app.add_wsgi_middleware(OperationViews, flask_app=app.app)
+        # Connexion's app behind its middlewares: the Flask bridge (`FlaskASGIApp.asgi_app`).
+        bridge = app._middleware_app
+        bridge.asgi_app = DirectOperations(
+            bridge.asgi_app,
+            current_operation=operation._get_current_object,  # the object, not its proxy
+            dumps=functools.partial(app.app.json.dumps, separators=(",", ":")),
+            threads=BRIDGE_THREADS,
+        )
 
 
 class CachedBearerSecurityHandler(BearerSecurityHandler):

@@ -1,9 +1,8 @@
 """A handler receives the very object the body validator checked: no second parse.
 
-Checked on both ways a request reaches a handler: an operation without path parameters
-(change_name, served by the short path of `im_api.speed.OperationView`) and one with them
-(add_member, served by Connexion's own parameter decorator); and with the speed module
-turned off (Connexion's own code throughout).
+Checked with the speed module on (change_name and add_member answered without Flask by
+`im_api.direct.DirectOperations`) and turned off (through Flask, Connexion's own code
+throughout).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ import functools
 
 import flask
 import pytest
+from connexion import context
 
 import handlers.groups
 import handlers.user
@@ -30,7 +30,7 @@ def recorded(monkeypatch):
     def recording(handler):
         @functools.wraps(handler)  # Connexion passes what the handler's signature names
         def wrapper(*args, **kwargs):
-            validated = flask.request.environ["asgi.scope"].get(json_body.VALIDATED)
+            validated = context.scope.get(json_body.VALIDATED)
             records.setdefault(handler.__name__, []).append((kwargs.get("body"), validated))
             return handler(*args, **kwargs)
 
