@@ -1,10 +1,11 @@
 """A bounded wait for a request thread, then 503 with Retry-After.
 
 `connexion.FlaskApp` runs Flask on the thread pool of a2wsgi's `WSGIMiddleware` (its default
-size: 10 threads). When every thread is busy, a2wsgi queues further requests without limit
-or deadline. `RequestThreads` sits in Connexion's stack just before the app (after routing,
-security and validation, so a request holds no place while its body arrives) and lets at
-most `IM_REQUEST_THREADS` requests through at once; the others wait, first come first
+size: 10 threads), and `im_api.direct` runs the handlers it calls on a pool of the same size.
+When every thread is busy, either queues further requests without limit or deadline.
+`RequestThreads` sits in Connexion's stack just before the app (after routing, security and
+validation, so a request holds no place while its body arrives) and lets at most
+`IM_REQUEST_THREADS` requests through at once, on either pool; the others wait, first come first
 served, up to `IM_QUEUE_TIMEOUT` seconds, then are answered 503 SERVER_BUSY with
 `Retry-After: IM_RETRY_AFTER`. The count is per worker process, as the threads are.
 

@@ -133,7 +133,7 @@ class Settings:
     send_timeout: float = 30.0  # seconds a download may wait for its client to take a chunk
     max_uploads_per_account: int = 3  # at once, on every worker of this instance folder
     min_free_disk_bytes: int = 1024 * MB  # below it (after the upload) uploads answer 507
-    request_threads: int = 10  # requests on the Flask bridge's threads at once (at most 10)
+    request_threads: int = 10  # requests on request threads at once (at most 10)
     queue_timeout: float = 10.0  # seconds a request waits for a thread, then 503
     retry_after: int = 5  # the Retry-After of a 503 (no thread) and of a 429 (uploads at once)
     # The realtime socket (im_api/realtime): what one connection may cost the server.
