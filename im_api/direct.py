@@ -88,7 +88,7 @@ def plan_for(operation) -> Plan | None:
         return None
     context_names = frozenset(names - set(path) - {"body"})
     required = {n for n, p in signature.parameters.items() if p.default is p.empty}
-    if not required <= set(path) | {"body"} | {"token_info", "user"}:
+    if not required <= set(path) | {"body", "token_info", "user"}:
         return None
     return Plan(
         function,

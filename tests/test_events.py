@@ -261,28 +261,19 @@ def test_posting_text_or_an_upload_emits_message_created_with_its_seq(client, au
     # (models.messages._next_seq), and the hub reads the message by its group and seq.
     framed = None if heard.postgres else ANY
 
-    def notified(message_id):
-        return None if heard.postgres else message_id
+    def created(seq, message_id):
+        """The event of a new message (a seq is its first rev too)."""
+        return Event(
+            "message.created",
+            group_id=group_id,
+            seq=seq,
+            rev=seq,
+            message_id=None if heard.postgres else message_id,
+            frame=framed,
+        )
 
     found = heard.events()
-    assert found == [
-        Event(
-            "message.created",
-            group_id=group_id,
-            seq=1,
-            rev=1,
-            message_id=notified(posted["id"]),
-            frame=framed,
-        ),
-        Event(
-            "message.created",
-            group_id=group_id,
-            seq=2,
-            rev=2,
-            message_id=notified(uploaded["id"]),
-            frame=framed,
-        ),
-    ]
+    assert found == [created(1, posted["id"]), created(2, uploaded["id"])]
     if not heard.postgres:  # the frames as sockets get them (the media URL's signature aside)
         first, second = found
         assert json.loads(first.frame) == {"type": "message.created", "message": posted}
@@ -293,16 +284,7 @@ def test_posting_text_or_an_upload_emits_message_created_with_its_seq(client, au
     url = f"/api/groups/{group_id}/messages"
     first = client.post(url, json=body, headers=alice).json()["message"]
     assert client.post(url, json=body, headers=alice).status_code == 200
-    assert heard.events() == [
-        Event(
-            "message.created",
-            group_id=group_id,
-            seq=3,
-            rev=3,
-            message_id=notified(first["id"]),
-            frame=framed,
-        )
-    ]
+    assert heard.events() == [created(3, first["id"])]
 
 
 def test_membership_changes_emit_member_added_and_removed_then_group_deleted(client, auth, heard):
