@@ -15,7 +15,16 @@ from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from pony.orm import db_session
 
-from im_api import clients, cors, envelope, json_body, metrics_http, published_spec, speed
+from im_api import (
+    clients,
+    contract_files,
+    cors,
+    envelope,
+    json_body,
+    metrics_http,
+    published_spec,
+    speed,
+)
 from im_api.access_log import AccessLogMiddleware
 from im_api.front import Front
 from im_api.limits import BodyLimitMiddleware
@@ -44,7 +53,7 @@ def create_app(settings: Settings | None = None) -> RequestIds:
 
     app = FlaskApp(__name__, specification_dir=SPEC_DIR, **speed.app_options(settings))
     app.add_api(
-        "openapi.yaml",
+        contract_files.read(SPEC_DIR / "openapi.yaml"),  # parsed once per process
         resolver=Resolver(function_resolver=in_db_session),
         resolver_error=501,  # an operation whose handler is not written yet answers 501
         strict_validation=True,

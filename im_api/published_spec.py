@@ -23,6 +23,8 @@ import yaml
 from connexion import FlaskApp
 from connexion.options import SwaggerUIOptions
 
+from im_api import contract_files
+
 # Swagger UI stays, pointed at the default /openapi.json, which `publish` serves.
 SERVE_SPEC_OFF = SwaggerUIOptions(serve_spec=False)
 
@@ -52,7 +54,7 @@ def publish(app: FlaskApp, spec_file: Path, base_path: str = "/api") -> dict:
     to `./openapi.yaml` resolve against that URL to the document served here). Returns the
     spec, parsed."""
     text = spec_file.read_text(encoding="utf-8")
-    document = yaml.safe_load(text)
+    document = contract_files.parse(text)
     public = for_clients(document)
     as_json = json.dumps(public, ensure_ascii=False).encode()
     as_yaml = _yaml_for_clients(text, public).encode()
@@ -106,7 +108,7 @@ def _yaml_for_clients(text: str, public: dict) -> str:
         return match.group(0) if match.group(1) in CLIENT_EXTENSIONS else ""
 
     stripped = _EXTENSION_LINE.sub(drop, text)
-    if yaml.safe_load(stripped) == public:
+    if contract_files.parse(stripped) == public:
         return stripped
     return yaml.safe_dump(public, sort_keys=False, allow_unicode=True, width=100)
 
