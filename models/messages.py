@@ -92,18 +92,24 @@ def post_text(
     INVALID_TEXT, GROUP_NOT_FOUND, NOT_A_MEMBER, REPLY_NOT_FOUND, and in a direct chat what
     `direct.check_may_post` raises.
 
-    The hot path of the service, so its database work is counted: on PostgreSQL the group's
-    lock, one UPDATE that checks the membership, takes the seq and rev and sends the
-    notification, the INSERT, one read of the sender's name and avatar, and the commit. The
+    The hot path of the service, so its database work is counted: on PostgreSQL one read of
+    the sender's name and avatar, the group's lock, one UPDATE that checks the membership,
+    takes the seq and rev and sends the notification, the INSERT, and the commit. The
     `client_msg_id` is looked up only when the unique key refuses the insert.
     """
     check_text(text)
     locks.forget_reads()
+    # Read before the UPDATE locks the group's row, which every post to the group waits for:
+    # that lock is held for the seq, the INSERT and the commit only. A rename committed
+    # meanwhile shows from the next message on. No account (cancelled just now): the UPDATE
+    # finds no membership and says so.
+    sender = profiles.member_view_of(sender_id)
     locks.group(group_id, shared=True)  # the member stays, the group too, until the commit
     try:
         message, shown = _new(
             group_id,
             sender_id,
+            sender_view=sender,
             kind="text",
             text=text,
             client_msg_id=client_msg_id,
@@ -137,14 +143,17 @@ def _by_client_id(group_id: int, sender_id: int, client_msg_id: str) -> Message 
     )
 
 
-def _new(group_id: int, sender_id: int, **fields) -> tuple[Message, dict]:
-    """The message with the group's next seq and rev, flushed, and its view; its event goes
-    on commit. The caller holds the group's lock (shared); the membership is checked here,
-    in the statement that takes the seq (and the rules of a direct chat after it). The
-    members its text mentions are recorded with it (`models.reads`), a reply's seq checked.
-    On SQLite the event brings the message's frame, rendered once from the view; on
-    PostgreSQL the statement that takes the seq sends the notification, ids only. Raises
-    GROUP_NOT_FOUND, NOT_A_MEMBER, REPLY_NOT_FOUND, what `direct.check_may_post` raises."""
+def _new(
+    group_id: int, sender_id: int, sender_view: dict | None = None, **fields
+) -> tuple[Message, dict]:
+    """The message with the group's next seq and rev, flushed, and its view (showing
+    `sender_view` as its sender when the caller read it already); its event goes on commit.
+    The caller holds the group's lock (shared); the membership is checked here, in the
+    statement that takes the seq (and the rules of a direct chat after it). The members its
+    text mentions are recorded with it (`models.reads`), a reply's seq checked. On SQLite
+    the event brings the message's frame, rendered once from the view; on PostgreSQL the
+    statement that takes the seq sends the notification, ids only. Raises GROUP_NOT_FOUND,
+    NOT_A_MEMBER, REPLY_NOT_FOUND, what `direct.check_may_post` raises."""
     seq, rev, kind = _next_seq(group_id, sender_id)
     if kind == direct.DIRECT:
         direct.check_may_post(Group[group_id], User[sender_id])
@@ -170,7 +179,7 @@ def _new(group_id: int, sender_id: int, **fields) -> tuple[Message, dict]:
     made = SimpleNamespace(**{name: getattr(message, name) for name in VIEWED})
     flush()
     made.id = message.id
-    shown = view(made, sender=profiles.member_view_of(sender_id))
+    shown = view(made, sender=sender_view or profiles.member_view_of(sender_id))
     if events.in_process():
         frame = frames.message_created(shown)
         event = events.Event(

@@ -29,12 +29,16 @@ def member_view(user: User) -> dict:
     return {"id": user.id, "name": user.name, "avatar_url": avatar_url(user)}
 
 
-def member_view_of(user_id: int) -> dict:
-    """`member_view` of the user `user_id`, name and whether they have an avatar read in one
-    query (the sender of a new message: the hot path; the avatar's row is read only when
-    there is one). The query is written out: Pony's query of the same spent more of a post's
-    time building itself than the database spent answering it (bench/README.md)."""
-    [(name, avatar_id)] = db.select(_name_and_avatar_sql(), {}, {"user_id": user_id})
+def member_view_of(user_id: int) -> dict | None:
+    """`member_view` of the user `user_id` (None when there is no such account), name and
+    whether they have an avatar read in one query (the sender of a new message: the hot
+    path; the avatar's row is read only when there is one). The query is written out: Pony's
+    query of the same spent more of a post's time building itself than the database spent
+    answering it (bench/README.md)."""
+    found = db.select(_name_and_avatar_sql(), {}, {"user_id": user_id})
+    if not found:
+        return None
+    [(name, avatar_id)] = found
     shown = present.avatar_url(Media[avatar_id]) if avatar_id is not None else None
     return {"id": user_id, "name": name, "avatar_url": shown}
 
