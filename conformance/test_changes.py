@@ -176,6 +176,9 @@ def test_a_reply_quotes_the_message_it_answers_and_says_when_it_was_recalled(api
         ),
         (400, 5009, "reply_to_seq names no message of this conversation"),
     )
+    # The refused reply took no seq: the next message follows on.
+    assert post(api, bob, group_id, "next")["seq"] == answer["seq"] + 1
+    assert [m["text"] for m in history(api, bob, group_id)][-1] == "next"
 
 
 def test_forward_copies_messages_in_order_into_a_conversation_of_the_forwarder(api, users):

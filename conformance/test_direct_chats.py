@@ -142,7 +142,8 @@ def test_a_direct_chat_has_its_two_members_for_good(api, users):
 
 def test_removing_the_contact_stops_new_messages_and_keeps_the_history(api, users):
     """After DELETE /contacts/{user_id}, both sides' posts and uploads are 403 (7011) and the
-    history stays readable; contacts again, they write again."""
+    history stays readable; contacts again, they write again, the next seq after the last
+    message kept (a refused post takes none)."""
     alice, bob = users.register(), users.register()
     befriend(api, alice, bob)
     chat = chat_of(api, alice, bob)["id"]
@@ -162,7 +163,8 @@ def test_removing_the_contact_stops_new_messages_and_keeps_the_history(api, user
     assert succeed(open_chat(api, bob, alice), "group")["group"]["id"] == chat
 
     befriend(api, bob, alice)
-    succeed(say(api, alice, chat, "again"), "message", status=201)
+    again = succeed(say(api, alice, chat, "again"), "message", status=201)["message"]
+    assert again["seq"] == 2
 
 
 def test_a_block_stops_the_blocked_users_messages_without_saying_blocked(api, users):

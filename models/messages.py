@@ -8,7 +8,9 @@ gives its seq back. A client that has seen seq n has seen every message before i
 
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
+from typing import NoReturn
 
 from pony.orm import (
     IntegrityError,
@@ -73,7 +75,7 @@ def send(group: Group, sender: User, kind: str, spool: Spool, filename: str) -> 
 def post(group: Group, sender: User, shown: Media) -> Message:
     """A new message showing `shown` in `group` (its id and seq are known on return); the
     caller holds the group's lock (`groups.lock_for_message`) and commits."""
-    return _new(group.id, sender.id, kind=shown.kind, media=shown)[0]
+    return Message[_new(group.id, sender.id, kind=shown.kind, media=shown)[0]]
 
 
 def post_text(
@@ -93,23 +95,24 @@ def post_text(
     `direct.check_may_post` raises.
 
     The hot path of the service, so its database work is counted: on PostgreSQL one read of
-    the sender's name and avatar, the group's lock, one UPDATE that checks the membership,
-    takes the seq and rev and sends the notification, the INSERT, and the commit. The
-    `client_msg_id` is looked up only when the unique key refuses the insert.
+    the sender's name and avatar, the group's lock, one statement that checks the membership,
+    takes the seq and rev, sends the notification and inserts the message, and the commit.
+    The `client_msg_id` is looked up only when the unique key refuses the insert.
     """
     check_text(text)
     locks.forget_reads()
-    # Read before the UPDATE locks the group's row, which every post to the group waits for:
-    # that lock is held for the seq, the INSERT and the commit only. A rename committed
-    # meanwhile shows from the next message on. No account (cancelled just now): the UPDATE
-    # finds no membership and says so.
+    # Read before the group's row is locked, which every post to the group waits for: that
+    # lock is held for the statement that takes the seq and inserts, and the commit only. A
+    # rename committed meanwhile shows from the next message on. No account (cancelled just
+    # now): the statement finds no membership and says so.
     sender = profiles.member_view_of(sender_id)
     locks.group(group_id, shared=True)  # the member stays, the group too, until the commit
     try:
-        message, shown = _new(
+        _, shown = _new(
             group_id,
             sender_id,
             sender_view=sender,
+            unread_session=True,  # forget_reads() above
             kind="text",
             text=text,
             client_msg_id=client_msg_id,
@@ -144,41 +147,43 @@ def _by_client_id(group_id: int, sender_id: int, client_msg_id: str) -> Message 
 
 
 def _new(
-    group_id: int, sender_id: int, sender_view: dict | None = None, **fields
-) -> tuple[Message, dict]:
-    """The message with the group's next seq and rev, flushed, and its view (showing
+    group_id: int,
+    sender_id: int,
+    sender_view: dict | None = None,
+    unread_session: bool = False,
+    **fields,
+) -> tuple[int, dict]:
+    """The id of the message with the group's next seq and rev, written, and its view (showing
     `sender_view` as its sender when the caller read it already); its event goes on commit.
+    With `unread_session` (the caller's session holds no object read before: nothing of
+    Pony's could refer to the new row), PostgreSQL inserts it in the statement that takes the
+    seq (`_insert_with_next_seq`); otherwise Pony inserts it, and sees it in the collections
+    it has loaded (a media file's messages, say).
     The caller holds the group's lock (shared); the membership is checked here, in the
     statement that takes the seq (and the rules of a direct chat after it). The members its
     text mentions are recorded with it (`models.reads`), a reply's seq checked. On SQLite
     the event brings the message's frame, rendered once from the view; on PostgreSQL the
     statement that takes the seq sends the notification, ids only. Raises GROUP_NOT_FOUND,
     NOT_A_MEMBER, REPLY_NOT_FOUND, what `direct.check_may_post` raises."""
-    seq, rev, kind = _next_seq(group_id, sender_id)
+    # A forwarded text is someone else's words: it mentions nobody here.
+    quoting = fields.get("text") and not fields.get("forwarded")
+    mentioned = reads.mentioned(group_id, sender_id, fields["text"]) if quoting else []
+    fields.setdefault("forwarded", False)  # not the column's default: Pony reads those back
+    fields.update(created_at=now(), mentions=",".join(map(str, mentioned)) or None)
+    if unread_session and not events.in_process():
+        message_id, seq, rev, kind = _insert_with_next_seq(group_id, sender_id, fields)
+    else:
+        message_id, seq, rev, kind = _insert_after_next_seq(group_id, sender_id, fields)
+    # The rules below undo the message when they refuse it: the error rolls back.
     if kind == direct.DIRECT:
         direct.check_may_post(Group[group_id], User[sender_id])
     reply_to = fields.get("reply_to_seq")
     if reply_to is not None and not 1 <= reply_to < seq:
         raise ApiError(Error.REPLY_NOT_FOUND)
-    # A forwarded text is someone else's words: it mentions nobody here.
-    quoting = fields.get("text") and not fields.get("forwarded")
-    mentioned = reads.mentioned(group_id, sender_id, fields["text"]) if quoting else []
-    fields.setdefault("forwarded", False)  # not the column's default: Pony reads those back
-    message = Message(
-        group=group_id,
-        sender=sender_id,
-        seq=seq,
-        rev=rev,
-        created_at=now(),
-        mentions=",".join(map(str, mentioned)) or None,
-        **fields,
-    )
     reads.record_mentions(group_id, seq, mentioned)
-    # What the view shows, read before the INSERT: Pony forgets the columns it left NULL
-    # once it has written the row, and would read the row back for them.
-    made = SimpleNamespace(**{name: getattr(message, name) for name in VIEWED})
-    flush()
-    made.id = message.id
+    # What the view reads, as written (nothing read back): unset attributes are None.
+    made = SimpleNamespace(**dict.fromkeys(VIEWED))
+    vars(made).update(fields, id=message_id, group=SimpleNamespace(id=group_id), seq=seq, rev=rev)
     shown = view(made, sender=sender_view or profiles.member_view_of(sender_id))
     if events.in_process():
         frame = frames.message_created(shown)
@@ -187,11 +192,11 @@ def _new(
             group_id=group_id,
             seq=seq,
             rev=rev,
-            message_id=message.id,
+            message_id=message_id,
             frame=frame,
         )
         events.emit(event)
-    return message, shown
+    return message_id, shown
 
 
 def forwarded_copy(group: Group, sender: User, original: Message) -> Message:
@@ -201,33 +206,92 @@ def forwarded_copy(group: Group, sender: User, original: Message) -> Message:
         fields = {"kind": original.kind, "media": original.media}
     else:
         fields = {"kind": "text", "text": original.text}
-    return _new(group.id, sender.id, forwarded=True, **fields)[0]
+    return Message[_new(group.id, sender.id, forwarded=True, **fields)[0]]
 
 
-def _next_seq(group_id: int, sender_id: int) -> tuple[int, int, str]:
+def _insert_after_next_seq(group_id: int, sender_id: int, fields: dict) -> tuple:
+    """(id, seq, rev, the group's kind) of the message with `fields`, inserted as the group's
+    next (`_next_seq`) by Pony, which sees it in what it has loaded, and on SQLite writes its
+    values in the format it reads."""
+    seq, rev, kind = _next_seq(group_id, sender_id, fields["created_at"])
+    message = Message(group=group_id, sender=sender_id, seq=seq, rev=rev, **fields)
+    flush()
+    return message.id, seq, rev, kind
+
+
+def _insert_with_next_seq(group_id: int, sender_id: int, fields: dict) -> tuple:
+    """PostgreSQL: (id, seq, rev, the group's kind) of the message with `fields`, inserted
+    as the group's next in the statement that takes the seq (`_next_seq`'s UPDATE, as a
+    WITH): every post to the group waits for that row's lock, held from this one round trip
+    to the commit (each round trip under it also waits for the GIL when the server is busy).
+    A column left NULL is left out (an untyped NULL would be text). Pony's session does not
+    see the row."""
+    values = {
+        name: value.id if isinstance(value, db.Entity) else value
+        for name, value in fields.items()
+        if value is not None
+    }
+    arguments = {f"v{i}": value for i, value in enumerate(values.values())}
+    arguments.update(group_id=group_id, sender_id=sender_id, at=fields["created_at"])
+    cursor = db.execute(_insert_next_sql(tuple(values)), {}, arguments)
+    found = cursor.fetchone()
+    if found is None:
+        _refuse_sender(group_id)
+    return tuple(found)
+
+
+@functools.cache
+def _insert_next_sql(names: tuple[str, ...]) -> str:
+    """The statement of `_insert_with_next_seq` for a message whose columns set besides its
+    group, sender, seq and rev are the attributes `names` (values $v0, $v1, ...)."""
+    columns = ", ".join(
+        f'"{getattr(Message, name).column}"' for name in ("group", "sender", "seq", "rev", *names)
+    )
+    values = ", ".join(
+        ["$group_id", "$sender_id", '"last_seq"', '"last_rev"']
+        + [f"$v{i}" for i in range(len(names))]
+    )
+    return (
+        f'WITH "next" AS ({_next_seq_sql()}) INSERT INTO "{Message._table_}" ({columns}) '
+        f'SELECT {values} FROM "next" RETURNING "id", "seq", "rev", (SELECT "kind" FROM "next")'
+    )
+
+
+def _next_seq(group_id: int, sender_id: int, at) -> tuple[int, int, str]:
     """Raise the group's last_seq and last_rev by one if `sender_id` is one of its members,
     and return them with the group's kind (a new message is a change too; its last activity
-    is now). The UPDATE holds the row's lock until the transaction ends (on SQLite the
-    transaction holds the write lock already); on PostgreSQL it also sends the message's
-    notification, delivered on commit. Raises GROUP_NOT_FOUND or NOT_A_MEMBER."""
+    is `at`). The UPDATE holds the row's lock until the transaction ends (on SQLite the
+    transaction holds the write lock already). Raises GROUP_NOT_FOUND or NOT_A_MEMBER."""
+    cursor = db.execute(
+        _next_seq_sql(), {}, {"group_id": group_id, "sender_id": sender_id, "at": at}
+    )
+    found = cursor.fetchone()
+    if found is None:
+        _refuse_sender(group_id)
+    return found[0], found[1], found[2]
+
+
+@functools.cache
+def _next_seq_sql() -> str:
+    """The UPDATE of `_next_seq`; on PostgreSQL it also sends the message's notification,
+    delivered on commit."""
     table, members = Group._table_, Membership._table_
     notify = events.notify_sql(
         "message.created", group_id='"id"', seq='"last_seq"', rev='"last_rev"'
     )
-    cursor = db.execute(
+    return (
         f'UPDATE "{table}" SET "last_seq" = "last_seq" + 1, "last_rev" = "last_rev" + 1, '
         '"last_activity_at" = $at WHERE "id" = $group_id AND EXISTS (SELECT 1 FROM '
         f'"{members}" WHERE "group" = $group_id AND "user" = $sender_id) '
-        f'RETURNING "last_seq", "last_rev", "kind"{", " + notify if notify else ""}',
-        {},
-        {"group_id": group_id, "sender_id": sender_id, "at": now()},
+        f'RETURNING "last_seq", "last_rev", "kind"{", " + notify if notify else ""}'
     )
-    found = cursor.fetchone()
-    if found is None:
-        if not Group.exists(id=group_id):
-            raise ApiError(Error.GROUP_NOT_FOUND)
-        raise ApiError(Error.NOT_A_MEMBER)
-    return found[0], found[1], found[2]
+
+
+def _refuse_sender(group_id: int) -> NoReturn:
+    """The group took no message: it is gone, or the sender is not a member."""
+    if not Group.exists(id=group_id):
+        raise ApiError(Error.GROUP_NOT_FOUND)
+    raise ApiError(Error.NOT_A_MEMBER)
 
 
 def page(
