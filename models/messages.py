@@ -223,9 +223,8 @@ def _insert_with_next_seq(group_id: int, sender_id: int, fields: dict) -> tuple:
     """PostgreSQL: (id, seq, rev, the group's kind) of the message with `fields`, inserted
     as the group's next in the statement that takes the seq (`_next_seq`'s UPDATE, as a
     WITH): every post to the group waits for that row's lock, held from this one round trip
-    to the commit (each round trip under it also waits for the GIL when the server is busy).
-    A column left NULL is left out (an untyped NULL would be text). Pony's session does not
-    see the row."""
+    to the commit. A column left NULL is left out (an untyped NULL would be text). Pony's
+    session does not see the row."""
     values = {
         name: value.id if isinstance(value, db.Entity) else value
         for name, value in fields.items()
