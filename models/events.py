@@ -14,8 +14,9 @@ transaction commits, however it commits (the request's `db_session`, or an expli
 
 On SQLite a `message.created` event is made with its frame as sockets get it, rendered once
 in the transaction that makes the message, and the hub sends that text and reads nothing
-back. A notification carries ids only (DESIGN.md, Fan-out): on PostgreSQL no frame is made,
-and each worker's hub reads the message from the database. A payload stays well under
+back. A notification carries ids only (DESIGN.md, Fan-out): on PostgreSQL no frame goes with
+it, and each worker's hub reads the message from the database, except the worker that
+posted a text, which keeps its frame for its own hub (`keep_frame`). A payload stays well under
 PostgreSQL's 8000-byte limit on a notification: an event too long for it, a `session.ended`
 for a user with very many sessions, is sent as several events.
 """
@@ -80,6 +81,16 @@ _local = threading.local()  # .pending: events of this thread's open SQLite tran
 _hooked: set[int] = set()  # ids of the providers whose commit/rollback deliver/discard
 _in_commit_order = threading.Lock()
 
+# PostgreSQL: the `message.created` frames of text messages this process wrote, by (group
+# id, seq, message id), until its hub hears their notification (`kept_frame`). A
+# notification carries ids only (DESIGN.md), and the worker that made a message need not read
+# back what it has just written: only the other workers do. The message's id is in the key
+# because a rollback gives the seq back to the next message, never the id. Bounded, for the
+# frames of transactions that rolled back or that no listener here hears.
+KEPT_FRAMES = 1024
+_kept: dict[tuple[int, int, int], str] = {}
+_kept_lock = threading.Lock()
+
 
 def emit(event: Event) -> None:
     """Send `event` when the caller's transaction commits (see the module's docstring).
@@ -113,6 +124,28 @@ def in_process() -> bool:
     """Whether events reach the hub as they were made (SQLite), not as notifications: only
     then is a frame made with an event any use."""
     return db.provider_name != "postgres"
+
+
+def keep_frame(group_id: int, seq: int, message_id: int, frame: str) -> None:
+    """On PostgreSQL, before the commit of a message: its `message.created` frame, for this
+    process's hub (`kept_frame`)."""
+    with _kept_lock:
+        _kept[(group_id, seq, message_id)] = frame
+        if len(_kept) > KEPT_FRAMES:
+            del _kept[next(iter(_kept))]  # the oldest
+
+
+def kept_frame(group_id: int, seq: int, message_id: int) -> str | None:
+    """The frame `keep_frame` kept for the message (once: it is forgotten), or None."""
+    with _kept_lock:
+        return _kept.pop((group_id, seq, message_id), None)
+
+
+def forget_kept_frames() -> None:
+    """A listener begins (again): what was kept is of notifications it never hears, and the
+    database may have begun again too (a test's, whose ids restart)."""
+    with _kept_lock:
+        _kept.clear()
 
 
 def encode(event: Event) -> str:

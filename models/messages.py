@@ -96,7 +96,7 @@ def post_text(
 
     The hot path of the service, so its database work is counted: on PostgreSQL one read of
     the sender's name and avatar, the group's lock, one statement that checks the membership,
-    takes the seq and rev, sends the notification and inserts the message, and the commit.
+    takes the seq and rev, inserts the message and sends its notification, and the commit.
     The `client_msg_id` is looked up only when the unique key refuses the insert.
     """
     check_text(text)
@@ -108,7 +108,7 @@ def post_text(
     sender = profiles.member_view_of(sender_id)
     locks.group(group_id, shared=True)  # the member stays, the group too, until the commit
     try:
-        _, shown = _new(
+        message_id, shown = _new(
             group_id,
             sender_id,
             sender_view=sender,
@@ -118,6 +118,8 @@ def post_text(
             client_msg_id=client_msg_id,
             reply_to_seq=reply_to_seq,
         )
+        if not events.in_process():  # this worker's hub need not read it back
+            events.keep_frame(group_id, shown["seq"], message_id, frames.message_created(shown))
         commit()
     except (IntegrityError, TransactionIntegrityError):  # Pony wraps it only sometimes
         # Only a post with the same client_msg_id breaks a unique key here (the seq is taken
@@ -163,8 +165,8 @@ def _new(
     statement that takes the seq (and the rules of a direct chat after it). The members its
     text mentions are recorded with it (`models.reads`), a reply's seq checked. On SQLite
     the event brings the message's frame, rendered once from the view; on PostgreSQL the
-    statement that takes the seq sends the notification, ids only. Raises GROUP_NOT_FOUND,
-    NOT_A_MEMBER, REPLY_NOT_FOUND, what `direct.check_may_post` raises."""
+    statement that takes the seq (or inserts) sends the notification, ids only. Raises
+    GROUP_NOT_FOUND, NOT_A_MEMBER, REPLY_NOT_FOUND, what `direct.check_may_post` raises."""
     # A forwarded text is someone else's words: it mentions nobody here.
     quoting = fields.get("text") and not fields.get("forwarded")
     mentioned = reads.mentioned(group_id, sender_id, fields["text"]) if quoting else []
@@ -236,7 +238,7 @@ def _insert_with_next_seq(group_id: int, sender_id: int, fields: dict) -> tuple:
     found = cursor.fetchone()
     if found is None:
         _refuse_sender(group_id)
-    return tuple(found)
+    return tuple(found[:4])  # the notification's column aside
 
 
 @functools.cache
@@ -250,9 +252,19 @@ def _insert_next_sql(names: tuple[str, ...]) -> str:
         ["$group_id", "$sender_id", '"last_seq"', '"last_rev"']
         + [f"$v{i}" for i in range(len(names))]
     )
+    # The notification goes with the INSERT, not the UPDATE: it names the message's id, by
+    # which this worker's hub finds the frame kept for it (`events.kept_frame`).
+    notify = events.notify_sql(
+        "message.created",
+        group_id=f'"{Message.group.column}"',
+        seq='"seq"',
+        rev='"rev"',
+        message_id='"id"',
+    )
     return (
-        f'WITH "next" AS ({_next_seq_sql()}) INSERT INTO "{Message._table_}" ({columns}) '
-        f'SELECT {values} FROM "next" RETURNING "id", "seq", "rev", (SELECT "kind" FROM "next")'
+        f'WITH "next" AS ({_next_seq_sql(notify=False)}) INSERT INTO "{Message._table_}" '
+        f'({columns}) SELECT {values} FROM "next" '
+        f'RETURNING "id", "seq", "rev", (SELECT "kind" FROM "next"), {notify}'
     )
 
 
@@ -271,11 +283,11 @@ def _next_seq(group_id: int, sender_id: int, at) -> tuple[int, int, str]:
 
 
 @functools.cache
-def _next_seq_sql() -> str:
+def _next_seq_sql(notify: bool = True) -> str:
     """The UPDATE of `_next_seq`; on PostgreSQL it also sends the message's notification,
-    delivered on commit."""
+    delivered on commit, unless told not to (`_insert_next_sql` sends its own)."""
     table, members = Group._table_, Membership._table_
-    notify = events.notify_sql(
+    notify = notify and events.notify_sql(
         "message.created", group_id='"id"', seq='"last_seq"', rev='"last_rev"'
     )
     return (

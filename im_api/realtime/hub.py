@@ -7,7 +7,9 @@ a removal applies before any later message. A message is serialized once and the
 is queued on every socket that gets it. On SQLite its event brings that frame, made where
 the message was, and the database is read only to fill a gap in a group's seq; on
 PostgreSQL a notification carries ids only, so the hub reads the messages of a batch of
-events that came together in one database round trip.
+events that came together in one database round trip; a text posted through this worker
+comes with the frame it kept (`models.events.keep_frame`, given by the listener), as on
+SQLite.
 """
 
 from __future__ import annotations

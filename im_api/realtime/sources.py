@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 
@@ -106,6 +107,7 @@ class PostgresListener:
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _connection: lost.set())
         await connection.add_listener(events.CHANNEL, self._notified)
+        events.forget_kept_frames()  # their notifications went by unheard
         self.ready.set()
         metrics.listener_up.set(1)
         if self.connections:
@@ -123,4 +125,9 @@ class PostgresListener:
         except Exception as error:  # another program's notification: not ours to act on
             logger.warning("Ignored a notification on %s: %r", events.CHANNEL, error)
             return
+        if event.kind == "message.created" and event.message_id is not None:
+            # A text this process posted: its frame, kept so as not to read it back.
+            frame = events.kept_frame(event.group_id, event.seq, event.message_id)
+            if frame is not None:
+                event = dataclasses.replace(event, frame=frame)
         self.hub.post(event)
