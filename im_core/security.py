@@ -7,6 +7,9 @@ later. The serializers are built by `configure()` from the app factory (no keys 
 
 from __future__ import annotations
 
+import threading
+import time
+
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from im_core.config import Settings
@@ -16,6 +19,14 @@ _tokens: URLSafeTimedSerializer | None = None
 _media: URLSafeTimedSerializer | None = None
 _token_ttl = 0
 
+# Tokens whose signature checked out: (session key, when it was signed, in whole seconds as
+# itsdangerous counts them). A client sends the same token with every request, and checking
+# its signature again cost more than the rest of the bearer check (bench/README.md). Only
+# the exact text of a token that verified is found here; its age is still checked each time.
+CHECKED_TOKENS = 4096
+_checked: dict[str, tuple[str, int]] = {}
+_checked_lock = threading.Lock()
+
 
 def configure(settings: Settings) -> None:
     global _tokens, _media, _token_ttl
@@ -24,6 +35,8 @@ def configure(settings: Settings) -> None:
     _tokens = URLSafeTimedSerializer(keys, salt="im-api.session-token")
     _media = URLSafeTimedSerializer(keys, salt="im-api.media-url")
     _token_ttl = settings.token_ttl
+    with _checked_lock:
+        _checked.clear()  # checked with keys that may be gone now
 
 
 def issue_token(session_key: str) -> str:
@@ -36,11 +49,21 @@ def token_info(token: str) -> dict | None:
     Only the signature and age are checked here (no database in the event loop); whether
     the session still exists is checked by `models.sessions.active` inside the request.
     """
-    try:
-        session_key = _tokens.loads(token, max_age=_token_ttl)
-    except (BadData, UnicodeError):
-        return None
-    if not isinstance(session_key, str):
+    found = _checked.get(token)
+    if found is None:
+        try:
+            session_key, signed = _tokens.loads(token, max_age=_token_ttl, return_timestamp=True)
+        except (BadData, UnicodeError):
+            return None
+        if not isinstance(session_key, str):
+            return None
+        found = (session_key, int(signed.timestamp()))
+        with _checked_lock:
+            _checked[token] = found
+            if len(_checked) > CHECKED_TOKENS:
+                _checked.pop(next(iter(_checked)), None)  # the oldest
+    session_key, signed = found
+    if not 0 <= int(time.time()) - signed <= _token_ttl:  # as itsdangerous counts its age
         return None
     return {"sub": session_key}
 
