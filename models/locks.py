@@ -39,6 +39,27 @@ def group(group_id: int, *, shared: bool = False) -> None:
     _lock(_key(f"group:{group_id}"), shared)
 
 
+def group_reading(group_id: int, query: str, arguments: dict) -> tuple | None:
+    """Lock the group `group_id` shared (as `group`) and run `query`, a SELECT of one row at
+    most with `$` parameters: its row, or None. On PostgreSQL one round trip does both (the
+    hot path: a post reads its sender so), and the query reads what was committed before
+    the lock was taken."""
+    if db.provider_name != "postgres":
+        group(group_id, shared=True)
+        found = db.select(query, {}, arguments)
+        return tuple(found[0]) if found else None
+    flush()
+    arguments = {**arguments, "lock_key": _key(f"group:{group_id}")}
+    # The lock is the outer side of the join, so it is taken whether the query finds a row.
+    found = db.execute(
+        'SELECT "row".* FROM (SELECT pg_advisory_xact_lock_shared($lock_key)) AS "lock" '
+        f'LEFT JOIN (SELECT 1 AS "found", "q".* FROM ({query}) AS "q") AS "row" ON TRUE',
+        {},
+        arguments,
+    ).fetchone()
+    return None if found[0] is None else tuple(found[1:])
+
+
 def pair(user_id: int, other_id: int) -> None:
     """Lock what lies between two users (a contact, its requests, blocks, their direct chat):
     both accounts shared, in id order, so neither is cancelled meanwhile, then the pair

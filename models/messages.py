@@ -94,19 +94,20 @@ def post_text(
     INVALID_TEXT, GROUP_NOT_FOUND, NOT_A_MEMBER, REPLY_NOT_FOUND, and in a direct chat what
     `direct.check_may_post` raises.
 
-    The hot path of the service, so its database work is counted: on PostgreSQL one read of
-    the sender's name and avatar, the group's lock, one statement that checks the membership,
-    takes the seq and rev, inserts the message and sends its notification, and the commit.
+    The hot path of the service, so its database work is counted: on PostgreSQL the group's
+    lock taken with one read of the sender's name and avatar, one statement that checks the
+    membership, takes the seq and rev, inserts the message and sends its notification, and
+    the commit.
     The `client_msg_id` is looked up only when the unique key refuses the insert.
     """
     check_text(text)
     locks.forget_reads()
-    # Read before the group's row is locked, which every post to the group waits for: that
-    # lock is held for the statement that takes the seq and inserts, and the commit only. A
-    # rename committed meanwhile shows from the next message on. No account (cancelled just
-    # now): the statement finds no membership and says so.
-    sender = profiles.member_view_of(sender_id)
-    locks.group(group_id, shared=True)  # the member stays, the group too, until the commit
+    # Read with the group's lock (shared: the member stays, the group too, until the commit)
+    # and before its row is locked, which every post to the group waits for: that lock is
+    # held for the statement that takes the seq and inserts, and the commit only. A rename
+    # committed meanwhile shows from the next message on. No account (cancelled just now):
+    # the statement finds no membership and says so.
+    sender = profiles.member_view_of(sender_id, locking_group=group_id)
     try:
         message_id, shown = _new(
             group_id,

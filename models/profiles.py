@@ -8,7 +8,7 @@ import functools
 
 from pony.orm import select
 
-from models import present
+from models import locks, present
 from models.entities import Media, User, db
 from models.present import utc_iso
 
@@ -29,16 +29,22 @@ def member_view(user: User) -> dict:
     return {"id": user.id, "name": user.name, "avatar_url": avatar_url(user)}
 
 
-def member_view_of(user_id: int) -> dict | None:
+def member_view_of(user_id: int, *, locking_group: int | None = None) -> dict | None:
     """`member_view` of the user `user_id` (None when there is no such account), name and
     whether they have an avatar read in one query (the sender of a new message: the hot
-    path; the avatar's row is read only when there is one). The query is written out: Pony's
-    query of the same spent more of a post's time building itself than the database spent
-    answering it (bench/README.md)."""
-    found = db.select(_name_and_avatar_sql(), {}, {"user_id": user_id})
-    if not found:
+    path; the avatar's row is read only when there is one), with `locking_group`'s shared
+    lock taken in the same round trip (`locks.group_reading`). The query is written out:
+    Pony's query of the same spent more of a post's time building itself than the database
+    spent answering it (bench/README.md)."""
+    arguments = {"user_id": user_id}
+    if locking_group is None:
+        found = db.select(_name_and_avatar_sql(), {}, arguments)
+        found = found[0] if found else None
+    else:
+        found = locks.group_reading(locking_group, _name_and_avatar_sql(), arguments)
+    if found is None:
         return None
-    [(name, avatar_id)] = found
+    name, avatar_id = found
     shown = present.avatar_url(Media[avatar_id]) if avatar_id is not None else None
     return {"id": user_id, "name": name, "avatar_url": shown}
 
