@@ -46,8 +46,8 @@ def group_reading(group_id: int, query: str, arguments: dict) -> tuple | None:
     the lock was taken."""
     if db.provider_name != "postgres":
         group(group_id, shared=True)
-        found = db.select(query, {}, arguments)
-        return tuple(found[0]) if found else None
+        found = db.execute(query, {}, arguments).fetchone()
+        return None if found is None else tuple(found)
     flush()
     arguments = {**arguments, "lock_key": _key(f"group:{group_id}")}
     # The lock is the outer side of the join, so it is taken whether the query finds a row.

@@ -265,7 +265,8 @@ def _insert_next_sql(names: tuple[str, ...]) -> str:
     return (
         f'WITH "next" AS ({_next_seq_sql(notify=False)}) INSERT INTO "{Message._table_}" '
         f'({columns}) SELECT {values} FROM "next" '
-        f'RETURNING "id", "seq", "rev", (SELECT "kind" FROM "next"), {notify}'
+        f'RETURNING "id", "seq", "rev", (SELECT "kind" FROM "next")'
+        + (f", {notify}" if notify else "")
     )
 
 
