@@ -8,7 +8,6 @@ later. The serializers are built by `configure()` from the app factory (no keys 
 from __future__ import annotations
 
 import threading
-import time
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
@@ -18,6 +17,7 @@ from im_core.errors import ApiError, Error
 _tokens: URLSafeTimedSerializer | None = None
 _media: URLSafeTimedSerializer | None = None
 _token_ttl = 0
+_token_clock = None  # a signer of the token serializer's: its get_timestamp() is their clock
 
 # Tokens whose signature checked out: (session key, when it was signed, in whole seconds as
 # itsdangerous counts them). A client sends the same token with every request, and checking
@@ -29,12 +29,13 @@ _checked_lock = threading.Lock()
 
 
 def configure(settings: Settings) -> None:
-    global _tokens, _media, _token_ttl
+    global _tokens, _media, _token_ttl, _token_clock
     # itsdangerous signs with the last key of the list and verifies with all of them.
     keys = list(reversed(settings.secret_keys))
     _tokens = URLSafeTimedSerializer(keys, salt="im-api.session-token")
     _media = URLSafeTimedSerializer(keys, salt="im-api.media-url")
     _token_ttl = settings.token_ttl
+    _token_clock = _tokens.make_signer()
     with _checked_lock:
         _checked.clear()  # checked with keys that may be gone now
 
@@ -63,7 +64,7 @@ def token_info(token: str) -> dict | None:
             if len(_checked) > CHECKED_TOKENS:
                 _checked.pop(next(iter(_checked)), None)  # the oldest
     session_key, signed = found
-    if not 0 <= int(time.time()) - signed <= _token_ttl:  # as itsdangerous counts its age
+    if not 0 <= _token_clock.get_timestamp() - signed <= _token_ttl:  # as itsdangerous does
         return None
     return {"sub": session_key}
 
