@@ -109,7 +109,7 @@ def post_text(
     # the statement finds no membership and says so.
     sender = profiles.member_view_of(sender_id, locking_group=group_id)
     try:
-        message_id, shown = _new(
+        _, shown = _new(
             group_id,
             sender_id,
             sender_view=sender,
@@ -119,8 +119,6 @@ def post_text(
             client_msg_id=client_msg_id,
             reply_to_seq=reply_to_seq,
         )
-        if not events.in_process():  # this worker's hub need not read it back
-            events.keep_frame(group_id, shown["seq"], message_id, frames.message_created(shown))
         commit()
     except (IntegrityError, TransactionIntegrityError):  # Pony wraps it only sometimes
         # Only a post with the same client_msg_id breaks a unique key here (the seq is taken
@@ -166,14 +164,16 @@ def _new(
     statement that takes the seq (and the rules of a direct chat after it). The members its
     text mentions are recorded with it (`models.reads`), a reply's seq checked. On SQLite
     the event brings the message's frame, rendered once from the view; on PostgreSQL the
-    statement that takes the seq (or inserts) sends the notification, ids only. Raises
+    statement that takes the seq (or inserts) sends the notification, ids only, and the frame
+    of a message inserted with its seq is kept for this worker's hub (`events.keep_frame`). Raises
     GROUP_NOT_FOUND, NOT_A_MEMBER, REPLY_NOT_FOUND, what `direct.check_may_post` raises."""
     # A forwarded text is someone else's words: it mentions nobody here.
     quoting = fields.get("text") and not fields.get("forwarded")
     mentioned = reads.mentioned(group_id, sender_id, fields["text"]) if quoting else []
     fields.setdefault("forwarded", False)  # not the column's default: Pony reads those back
     fields.update(created_at=now(), mentions=",".join(map(str, mentioned)) or None)
-    if unread_session and not events.in_process():
+    inserted_with_seq = unread_session and not events.in_process()
+    if inserted_with_seq:
         message_id, seq, rev, kind = _insert_with_next_seq(group_id, sender_id, fields)
     else:
         message_id, seq, rev, kind = _insert_after_next_seq(group_id, sender_id, fields)
@@ -199,6 +199,8 @@ def _new(
             frame=frame,
         )
         events.emit(event)
+    elif inserted_with_seq:  # its notification names it: this worker's hub need not read it
+        events.keep_frame(group_id, seq, message_id, frames.message_created(shown))
     return message_id, shown
 
 
